@@ -1,0 +1,42 @@
+# make run   : the local pipeline (kfp.local) on the built-in default data (Fashion-MNIST)
+# make test  : the test suite
+PYTHON_SYS ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DATA ?= fashion-mnist
+CONFIG ?=
+CFG_OPTIONS ?=
+ROOT ?= local_outputs
+FMNIST_DIR := /usr/share/datasets/fashion-mnist
+
+.PHONY: setup run test bench compile clean
+
+include mk/cluster.mk
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || $(PYTHON_SYS) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	@touch $@
+
+# Debian's dataset-fashion-mnist, when apt-get exists and the files are missing
+$(FMNIST_DIR):
+	@if command -v apt-get >/dev/null 2>&1; then \
+	  (apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 || \
+	   (apt-get update -q >/dev/null && apt-get install -y -q dataset-fashion-mnist >/dev/null)); \
+	else echo "apt-get not found: put Fashion-MNIST's IDX files in $(FMNIST_DIR) or run with DATA=<folder>"; fi
+
+setup: $(VENV)/.installed $(FMNIST_DIR)
+
+run: setup
+	$(PY) -m pipelines.run_local --data $(DATA) --root $(ROOT) $(if $(CONFIG),--config $(CONFIG)) \
+	  $(if $(CFG_OPTIONS),--cfg-options $(CFG_OPTIONS))
+
+test: setup
+	$(PY) -m pytest -q -p no:cacheprovider
+
+compile: setup
+	$(PY) -m pipelines.compile
+
+clean:
+	rm -rf $(ROOT) work_dirs .pytest_cache

@@ -1,0 +1,12 @@
+from kfp import dsl
+from kfp.dsl import Input, Model, Output
+
+from components.images import CPU_IMAGE
+
+
+@dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
+def extract(checkpoint: Input[Model], backbone: Output[Model]):
+    """Training checkpoint -> backbone state dict + backbone.json."""
+    from ssl_lib.stages.extract import extract as run
+
+    backbone.metadata.update(run(checkpoint=checkpoint.path, output=backbone.path))

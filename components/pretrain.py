@@ -1,0 +1,19 @@
+from kfp import dsl
+from kfp.dsl import Dataset, Input, Model, Output
+
+from components.images import TRAINING_IMAGE
+
+
+@dsl.component(base_image=TRAINING_IMAGE, install_kfp_package=False)
+def pretrain(config: str, dataset: Input[Dataset], checkpoint: Output[Model], cfg_options: list = [],
+             launcher: str = "local", nproc: int = 1, num_workers: int = 1, gpus_per_worker: int = 1,
+             image: str = "", namespace: str = "kubeflow", secret_env: str = "",
+             wait_timeout: int = 86400) -> float:
+    """Self-supervised pretraining; returns the final loss. The checkpoint holds the whole training state."""
+    from ssl_lib.stages.pretrain import pretrain as run
+
+    metrics = run(config=config, dataset=dataset.path, output=checkpoint.path, cfg_options=cfg_options,
+                  launcher=launcher, nproc=nproc, num_workers=num_workers, gpus_per_worker=gpus_per_worker,
+                  image=image, namespace=namespace, secret_env=secret_env, wait_timeout=wait_timeout)
+    checkpoint.metadata.update({k: v for k, v in metrics.items() if k != "work_dir"})
+    return float(metrics["final_loss"])

@@ -1,0 +1,35 @@
+"""The full DAG: prep -> pretrain -> extract -> kNN -> report."""
+from kfp import dsl
+from kfp.dsl import Artifact
+
+from components.extract import extract
+from components.knn import knn
+from components.prep import prep
+from components.pretrain import pretrain
+from components.report import report
+
+DEFAULT_CONFIG = "selfsup/mocov2/mocov2_resnet18-w32_1xb256-coslr-8e_fmnist.py"
+
+
+@dsl.pipeline(name="ssl-pretrain-and-benchmark",
+              description="Self-supervised pretraining, backbone extraction and the kNN benchmark, with a report.")
+def pretrain_and_benchmark(
+    source: str = "fashion-mnist",
+    config: str = DEFAULT_CONFIG,
+    cfg_options: list = [],
+    train_limit: int = 10000,
+    test_limit: int = 2000,
+    launcher: str = "local",
+    nproc: int = 1,
+    num_workers: int = 1,
+    gpus_per_worker: int = 1,
+    knn_ks: list = [10, 20, 100, 200],
+) -> Artifact:
+    data = prep(source=source, train_limit=train_limit, test_limit=test_limit).set_display_name("prep")
+    train = pretrain(config=config, dataset=data.outputs["dataset"], cfg_options=cfg_options, launcher=launcher,
+                     nproc=nproc, num_workers=num_workers, gpus_per_worker=gpus_per_worker)
+    weights = extract(checkpoint=train.outputs["checkpoint"])
+    bench = knn(dataset=data.outputs["dataset"], backbone=weights.outputs["backbone"], ks=knn_ks)
+    summary = report(knn_result=bench.outputs["result"], checkpoint=train.outputs["checkpoint"],
+                     dataset=data.outputs["dataset"])
+    return summary.outputs["report_dir"]

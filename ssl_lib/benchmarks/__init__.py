@@ -1,0 +1,1 @@
+"""Benchmarks on frozen backbones: feature extraction, kNN (and later SVM, linear, semi, ...)."""

@@ -1,0 +1,1 @@
+"""Training loop, hooks, schedules, checkpoints, distributed setup and the PyTorchJob launcher."""

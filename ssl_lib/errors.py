@@ -1,0 +1,21 @@
+"""Errors meant for people: each names the file, field or value at fault."""
+
+
+class SSLError(Exception):
+    """Base of every error that a stage CLI reports as one line and exit code 2."""
+
+
+class ConfigError(SSLError):
+    """A config file, a `type`, or a `--cfg-options` value is wrong."""
+
+
+class DataError(SSLError):
+    """A dataset path, manifest or shard is missing or unreadable."""
+
+
+class StorageError(SSLError):
+    """A local path or s3:// URI cannot be read or written."""
+
+
+class LaunchError(SSLError):
+    """A remote training job (PyTorchJob) failed, timed out or was cancelled."""

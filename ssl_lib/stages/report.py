@@ -1,0 +1,96 @@
+"""Stage `report`: every figure of the run in `metrics.json`, and `report.md` beside it with the
+kNN table (pretrained backbone against its baselines) and a plot."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from .. import storage
+from ..errors import DataError
+from ._cli import run_cli
+
+ROW_NAMES = {"pretrained": "pretrained backbone", "random_init": "same backbone, random init",
+             "raw_pixels": "raw pixels"}
+
+
+def _read_json(uri: str, what: str) -> dict:
+    if not storage.exists(uri):
+        raise DataError(f"{what} not found: {uri}")
+    return json.loads(storage.read_text(uri))
+
+
+def knn_table(knn: dict) -> str:
+    ks = knn["ks"]
+    lines = ["| features | " + " | ".join(f"k={k}" for k in ks) + " |",
+             "| --- | " + " | ".join("---:" for _ in ks) + " |"]
+    for name, res in knn["results"].items():
+        top1 = {int(k): v for k, v in res["top1"].items()}
+        lines.append(f"| {ROW_NAMES.get(name, name)} | " + " | ".join(f"{100 * top1[k]:.2f}" for k in ks) + " |")
+    return "\n".join(lines)
+
+
+def _plot(knn: dict, path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for name, res in knn["results"].items():
+        top1 = sorted((int(k), 100 * v) for k, v in res["top1"].items())
+        ax.plot([k for k, _ in top1], [v for _, v in top1], marker="o", label=ROW_NAMES.get(name, name))
+    ax.set_xscale("log")
+    ax.set_xlabel("k")
+    ax.set_ylabel("kNN top-1 (%)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def report(knn: str, output: str, pretrain: str = "", dataset: str = "", title: str = "SSL benchmark report") -> dict:
+    knn_metrics = _read_json(storage.join(knn, "metrics.json"), "kNN metrics")
+    pretrain_metrics = _read_json(storage.join(pretrain, "metrics.json"), "pretrain metrics") if pretrain else {}
+    manifest = _read_json(storage.join(dataset, "manifest.json"), "dataset manifest") if dataset else {}
+    dataset_info = {k: manifest[k] for k in ("source", "num_classes", "counts") if k in manifest}
+    if manifest:
+        dataset_info["num_skipped"] = len(manifest.get("skipped", []))
+    metrics = {"dataset": dataset_info, "pretrain": pretrain_metrics, "knn": knn_metrics}
+
+    md = [f"# {title}", ""]
+    if dataset_info:
+        md += [f"Dataset: `{dataset_info.get('source')}`, {dataset_info.get('num_classes')} classes, "
+               f"counts {json.dumps(dataset_info.get('counts'))}, {dataset_info.get('num_skipped', 0)} inputs skipped.", ""]
+    if pretrain_metrics:
+        md += [f"Pretraining: {pretrain_metrics.get('epochs')} epochs, {pretrain_metrics.get('iterations')} "
+               f"iterations on {pretrain_metrics.get('world_size')} process(es), final loss "
+               f"{pretrain_metrics.get('final_loss', float('nan')):.4f}, {pretrain_metrics.get('seconds')} s.", ""]
+    md += [f"## kNN top-1 (%), T = {knn_metrics['temperature']}, {knn_metrics['num_train']} train / "
+           f"{knn_metrics['num_test']} test images", "", knn_table(knn_metrics), ""]
+    margin = knn_metrics.get("margin_over_random_init")
+    if margin:
+        md += [f"Margin of the pretrained backbone over the same backbone at random init (k={margin['k']}): "
+               f"**{100 * margin['top1']:+.2f}** points.", ""]
+    md += ["![kNN top-1 against k](knn.png)", ""]
+    with storage.publish_dir(output) as staging:
+        _plot(knn_metrics, staging / "knn.png")
+        (staging / "report.md").write_text("\n".join(md))
+        (staging / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    return {"report": storage.join(output, "report.md"), "metrics": storage.join(output, "metrics.json"),
+            "knn_top1_k20": knn_metrics["results"]["pretrained"]["top1"].get("20")}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m ssl_lib.stages.report", description=__doc__)
+    p.add_argument("--knn", required=True, help="knn stage output")
+    p.add_argument("--output", required=True)
+    p.add_argument("--pretrain", default="", help="pretrain stage output (optional)")
+    p.add_argument("--dataset", default="", help="prepared dataset (optional)")
+    p.add_argument("--title", default="SSL benchmark report")
+    return p
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(build_parser(), report))

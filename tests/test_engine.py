@@ -1,0 +1,81 @@
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import TINY_CONFIG
+from ssl_lib.engine import checkpoint
+from ssl_lib.engine.schedules import lr_at
+from ssl_lib.engine.train import train
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _env(**extra):
+    return dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO), **extra)
+
+
+def test_cosine_lr_goes_from_base_to_min_with_linear_warmup():
+    cfg = dict(policy="CosineAnnealing", min_lr=0.0, by_epoch=False, warmup="linear", warmup_iters=10,
+               warmup_ratio=0.1)
+    assert lr_at(cfg, 1.0, 0, 0, 100, 2) == pytest.approx(0.1)
+    assert lr_at(cfg, 1.0, 0, 10, 100, 2) == pytest.approx((1 + torch.cos(torch.tensor(torch.pi * 10 / 200))) / 2,
+                                                           rel=1e-5)
+    assert lr_at(cfg, 1.0, 1, 99, 100, 2) < 1e-3
+
+
+def test_checkpoint_holds_whole_state_and_loads_with_weights_only(fmnist_tiny, tmp_path):
+    metrics = train(TINY_CONFIG, fmnist_tiny, str(tmp_path), ["runner.max_epochs=1"])
+    assert metrics["iterations"] == 4  # 64 images / batch 16
+    state = torch.load(tmp_path / "epoch_1.pth", weights_only=True)
+    assert set(state) == {"meta", "state_dict", "optimizer", "rng"}
+    assert state["meta"]["epoch"] == 1 and state["meta"]["algorithm"] == "MoCo"
+    assert "queue" in state["state_dict"] and state["optimizer"]["state"]
+    assert checkpoint.newest(str(tmp_path)).endswith("epoch_1.pth")
+
+
+def test_resume_after_kill_continues_from_checkpoint_and_matches_uninterrupted_run(fmnist_tiny, tmp_path):
+    ref_dir = tmp_path / "uninterrupted"
+    train(TINY_CONFIG, fmnist_tiny, str(ref_dir), ["runner.max_epochs=3"])
+
+    work = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "ssl_lib.engine.train", "--config", TINY_CONFIG, "--dataset", fmnist_tiny,
+           "--work-dir", str(work), "--cfg-options", "runner.max_epochs=3"]
+    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not (work / "epoch_1.pth").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = checkpoint.list_epochs(str(work))
+    assert done and done[-1] < 3, f"the run was not interrupted mid-way (checkpoints: {done})"
+
+    rerun = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    resumed = re.search(r"resumed from \S+epoch_(\d+)\.pth \(epoch (\d+)", rerun.stdout)
+    assert resumed and int(resumed.group(2)) == done[-1]
+    assert f"epoch [{done[-1]}][1/" not in rerun.stdout  # no epoch before the checkpoint ran again
+
+    ref = torch.load(ref_dir / "epoch_3.pth", weights_only=True)["state_dict"]
+    got = torch.load(work / "epoch_3.pth", weights_only=True)["state_dict"]
+    for key in ref:
+        assert torch.equal(ref[key], got[key]), f"{key} differs from the uninterrupted run"
+
+
+def test_two_process_torchrun_gloo_trains_and_writes_one_checkpoint(fmnist_tiny, tmp_path):
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           "-m", "ssl_lib.engine.train", "--config", TINY_CONFIG, "--dataset", fmnist_tiny,
+           "--work-dir", str(tmp_path), "--cfg-options", "runner.max_epochs=1",
+           "model.backbone.norm_cfg.type=SyncBN"]
+    proc = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "2 process(es) x batch 16" in proc.stdout
+    state = torch.load(tmp_path / "epoch_1.pth", weights_only=True)
+    assert state["meta"]["world_size"] == 2
+    assert state["meta"]["iter"] == 2  # 64 images / (2 processes x batch 16)

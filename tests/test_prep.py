@@ -1,0 +1,164 @@
+"""The prep stage: shards + manifest from each raw format, skips, atomicity, reruns, S3."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ssl_lib import storage
+from ssl_lib.data.datasets import MultiViewDataset
+from ssl_lib.data.sources import FASHION_MNIST_DIR, ParquetDataset
+from ssl_lib.errors import DataError
+from ssl_lib.stages import prep as prep_module
+from ssl_lib.stages.prep import prep
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def manifest_of(root: Path) -> dict:
+    return json.loads((root / "manifest.json").read_text())
+
+
+@pytest.mark.skipif(not Path(FASHION_MNIST_DIR).is_dir(), reason="dataset-fashion-mnist is not installed")
+def test_fashion_mnist_subset_reads_back_as_two_28px_views(tmp_path):
+    metrics = prep("fashion-mnist", str(tmp_path / "fm"), train_limit=50, test_limit=20, shard_size=32)
+    assert metrics == {"num_train": 50, "num_test": 20, "num_classes": 10, "num_skipped": 0,
+                       "manifest": str(tmp_path / "fm" / "manifest.json")}
+    manifest = manifest_of(tmp_path / "fm")
+    assert [s["path"] for s in manifest["shards"]] == ["shards/train-00000.parquet", "shards/train-00001.parquet",
+                                                       "shards/test-00000.parquet"]
+    assert manifest["classes"][9] == "Ankle boot"
+    pipeline = [dict(type="RandomResizedCrop", size=28, scale=(0.5, 1.0)), dict(type="RandomHorizontalFlip"),
+                dict(type="ToTensor")]
+    dataset = MultiViewDataset(dict(type="ParquetShards", root=str(tmp_path / "fm"), split="train"), [2], [pipeline])
+    item = dataset[7]
+    assert len(dataset) == 50 and [v.shape for v in item["img"]] == [(3, 28, 28)] * 2
+    assert sorted(set(dataset.data_source.labels.tolist())) == list(range(10))
+
+
+def test_corrupt_and_truncated_images_are_skipped_with_reasons_and_the_rest_ingested(make_dataset, tmp_path):
+    metrics = prep(str(make_dataset("folder")), str(tmp_path / "ds"), test_fraction=0.0)
+    assert (metrics["num_train"], metrics["num_test"], metrics["num_skipped"]) == (9, 0, 2)
+    skipped = {s["input"]: s["reason"] for s in manifest_of(tmp_path / "ds")["skipped"]}
+    assert set(skipped) == {"cat/x.jpg", "dog/broken.jpg"}
+    assert "not an image format" in skipped["cat/x.jpg"]
+    assert "truncated" in skipped["dog/broken.jpg"].lower()
+    assert len(ParquetDataset(str(tmp_path / "ds"), "train")) == 9
+
+
+def test_list_files_give_splits_and_a_missing_file_is_skipped(make_dataset, tmp_path):
+    metrics = prep(str(make_dataset("list")), str(tmp_path / "ds"))
+    manifest = manifest_of(tmp_path / "ds")
+    assert (metrics["num_train"], metrics["num_test"]) == (6, 2)
+    assert manifest["classes"] == ["cat", "dog", "owl"]
+    assert [s["input"] for s in manifest["skipped"]] == ["images/cat/missing.png"]
+    assert ParquetDataset(str(tmp_path / "ds"), "test").labels.tolist() == [0, 2]
+
+
+def test_missing_source_is_a_data_error_and_publishes_nothing(tmp_path):
+    with pytest.raises(DataError, match=f"dataset path not found: {tmp_path / 'nope'}"):
+        prep(str(tmp_path / "nope"), str(tmp_path / "out"))
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_reports_a_missing_source_as_one_error_line_and_exit_2(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "ssl_lib.stages.prep", "--source", str(tmp_path / "nope"),
+                           "--output", str(tmp_path / "out")], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [f"error: dataset path not found: {tmp_path / 'nope'}"]
+    assert proc.stdout == ""
+
+
+def test_cli_prints_metrics_json(make_dataset, tmp_path, capsys):
+    parser = prep_module.build_parser()
+    assert parser.format_help().startswith("usage: python -m ssl_lib.stages.prep")
+    argv = ["--source", str(make_dataset("idx")), "--output", str(tmp_path / "out"), "--train-limit", "10"]
+    assert prep_module.run_cli(parser, prep, argv) == 0
+    assert json.loads(capsys.readouterr().out)["num_train"] == 10
+
+
+def test_no_valid_images_is_a_data_error_and_publishes_nothing(tmp_path):
+    (tmp_path / "src" / "cat").mkdir(parents=True)
+    (tmp_path / "src" / "cat" / "a.jpg").write_bytes(b"not an image")
+    with pytest.raises(DataError, match="no valid images.*cat/a.jpg"):
+        prep(str(tmp_path / "src"), str(tmp_path / "out"))
+    assert not (tmp_path / "out").exists()
+
+
+def test_rerun_on_complete_output_is_a_noop(make_dataset, tmp_path, monkeypatch):
+    source, out = str(make_dataset("folder")), str(tmp_path / "ds")
+    first = prep(source, out)
+    stamp = (tmp_path / "ds" / "manifest.json").stat().st_mtime_ns
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("rerun read the source again")
+
+    monkeypatch.setattr(prep_module, "source_from_uri", must_not_run)
+    assert prep(source, out) == first
+    assert (tmp_path / "ds" / "manifest.json").stat().st_mtime_ns == stamp
+
+
+def test_rerun_with_other_params_or_changed_source_rebuilds(make_dataset, tmp_path):
+    source, out = make_dataset("idx"), str(tmp_path / "ds")
+    assert prep(str(source), out, train_limit=10)["num_train"] == 10
+    assert prep(str(source), out, train_limit=20)["num_train"] == 20
+    labels = source / "t10k-labels-idx1-ubyte"
+    before = labels.stat().st_mtime_ns
+    labels.write_bytes(labels.read_bytes()[:-1] + b"\x01")
+    os.utime(labels, ns=(before + 10**9, before + 10**9))  # a coarse clock could leave mtime unchanged
+    prep(str(source), out, train_limit=20)
+    assert ParquetDataset(out, "test").labels.tolist()[-1] == 1
+
+
+def test_same_inputs_give_byte_identical_shards(make_dataset, tmp_path):
+    source = str(make_dataset("folder"))
+    prep(source, str(tmp_path / "a"), shard_size=4)
+    prep(source, str(tmp_path / "b"), shard_size=4)
+    a, b = manifest_of(tmp_path / "a"), manifest_of(tmp_path / "b")
+    assert len(a["shards"]) > 2 and a["shards"] == b["shards"]
+    assert a == b
+
+
+def test_prep_from_and_to_s3_reads_back_through_parquet_shards(make_dataset, s3_server, tmp_path):
+    local = make_dataset("split_folder")
+    for name in storage.listdir(str(local)):
+        storage.upload(local / name, f"s3://{s3_server}/raw/{name}")
+    out = f"s3://{s3_server}/ds"
+    metrics = prep(f"s3://{s3_server}/raw", out)
+    assert (metrics["num_train"], metrics["num_test"], metrics["manifest"]) == (9, 3, f"{out}/manifest.json")
+    assert storage.is_complete(out)
+    test = ParquetDataset(out, "test")
+    assert test.labels.tolist() == [0, 1, 2] and test.get_image(0).getpixel((0, 0))[0] > 200
+    assert prep(f"s3://{s3_server}/raw", out) == metrics
+
+
+def test_missing_s3_source_is_a_data_error_naming_it(s3_server, tmp_path):
+    with pytest.raises(DataError, match=f"dataset path not found: s3://{s3_server}/absent"):
+        prep(f"s3://{s3_server}/absent", str(tmp_path / "out"))
+
+
+def test_s3_rerun_interrupted_mid_upload_leaves_output_incomplete_then_recovers(make_dataset, s3_server,
+                                                                                 monkeypatch):
+    source, out = str(make_dataset("idx")), f"s3://{s3_server}/interrupted"
+    prep(source, out, train_limit=10)
+    real_upload, calls = storage.upload, []
+
+    def upload_then_die(local, uri):
+        calls.append(uri)
+        if len(calls) > 1:
+            raise ConnectionError("network dropped")
+        real_upload(local, uri)
+
+    monkeypatch.setattr(storage, "upload", upload_then_die)
+    with pytest.raises(ConnectionError):
+        prep(source, out, train_limit=20)
+    assert not storage.is_complete(out)
+    with pytest.raises(DataError, match="not fully published"):
+        ParquetDataset(out, "train")
+    monkeypatch.setattr(storage, "upload", real_upload)
+    assert prep(source, out, train_limit=20)["num_train"] == 20
+    assert len(ParquetDataset(out, "train")) == 20
