@@ -35,6 +35,9 @@ run: setup
 test: setup
 	$(PY) -m pytest -q -p no:cacheprovider
 
+bench: setup
+	$(PY) tools/bench_throughput.py
+
 compile: setup
 	$(PY) -m pipelines.compile
 

@@ -7,9 +7,13 @@ from components.images import TRAINING_IMAGE
 @dsl.component(base_image=TRAINING_IMAGE, install_kfp_package=False)
 def pretrain(config: str, dataset: Input[Dataset], checkpoint: Output[Model], cfg_options: list = [],
              launcher: str = "local", nproc: int = 1, num_workers: int = 1, gpus_per_worker: int = 1,
-             image: str = "", namespace: str = "kubeflow", secret_env: str = "",
+             image: str = "", namespace: str = "", secret_env: str = "ssl-lib-object-storage",
              wait_timeout: int = 86400) -> float:
-    """Self-supervised pretraining; returns the final loss. The checkpoint holds the whole training state."""
+    """Self-supervised pretraining; returns the final loss. The checkpoint holds the whole training state.
+
+    launcher=pytorchjob runs `image` (the pipelines pass TRAINING_IMAGE, this component's own image as
+    pinned at compile time) in the pod's own namespace unless `namespace` is given, with the keys of
+    Secret `secret_env` as env. Defaults are literals: the body runs from its source in the container."""
     from ssl_lib.stages.pretrain import pretrain as run
 
     metrics = run(config=config, dataset=dataset.path, output=checkpoint.path, cfg_options=cfg_options,

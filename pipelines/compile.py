@@ -1,4 +1,8 @@
-"""Compile the pipelines to KFP IR YAML: `python -m pipelines.compile [--out pipelines/compiled]`."""
+"""Compile the pipelines to KFP IR YAML: `python -m pipelines.compile [--out pipelines/compiled]`.
+
+pipelines/compiled/*.yaml are committed golden files: tests/test_cluster_pipelines.py fails when a
+fresh compile differs from them. `make golden` rewrites them (with the default image registry).
+"""
 from __future__ import annotations
 
 import argparse
@@ -7,9 +11,11 @@ from pathlib import Path
 
 from kfp import compiler
 
+from pipelines.benchmark import benchmark
 from pipelines.pretrain_and_benchmark import pretrain_and_benchmark
 
-PIPELINES = {"pretrain_and_benchmark": pretrain_and_benchmark}
+PIPELINES = {"pretrain_and_benchmark": pretrain_and_benchmark, "benchmark": benchmark}
+COMPILED = Path(__file__).resolve().parent / "compiled"
 
 
 def compile_all(out_dir: str | Path) -> list[Path]:
@@ -24,8 +30,8 @@ def compile_all(out_dir: str | Path) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--out", default="pipelines/compiled")
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", default=str(COMPILED))
     args = p.parse_args(argv)
     for path in compile_all(args.out):
         print(path)

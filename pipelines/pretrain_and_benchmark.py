@@ -1,14 +1,17 @@
-"""The full DAG: prep -> pretrain -> extract -> kNN -> report."""
+"""The full DAG: prep -> pretrain -> extract -> kNN -> report; every stage reads and writes object
+storage with the credentials of Secret ssl-lib-object-storage (pipelines/object_storage.py)."""
 from kfp import dsl
 from kfp.dsl import Artifact
 
 from components.extract import extract
+from components.images import TRAINING_IMAGE
 from components.knn import knn
 from components.prep import prep
 from components.pretrain import pretrain
 from components.report import report
+from pipelines.object_storage import use_object_storage
 
-DEFAULT_CONFIG = "selfsup/mocov2/mocov2_resnet18-w32_1xb256-coslr-8e_fmnist.py"
+DEFAULT_CONFIG = "selfsup/mocov2/mocov2_resnet18-w16_1xb64-coslr-10e_fmnist.py"
 
 
 @dsl.pipeline(name="ssl-pretrain-and-benchmark",
@@ -27,9 +30,10 @@ def pretrain_and_benchmark(
 ) -> Artifact:
     data = prep(source=source, train_limit=train_limit, test_limit=test_limit).set_display_name("prep")
     train = pretrain(config=config, dataset=data.outputs["dataset"], cfg_options=cfg_options, launcher=launcher,
-                     nproc=nproc, num_workers=num_workers, gpus_per_worker=gpus_per_worker)
+                     nproc=nproc, num_workers=num_workers, gpus_per_worker=gpus_per_worker, image=TRAINING_IMAGE)
     weights = extract(checkpoint=train.outputs["checkpoint"])
     bench = knn(dataset=data.outputs["dataset"], backbone=weights.outputs["backbone"], ks=knn_ks)
     summary = report(knn_result=bench.outputs["result"], checkpoint=train.outputs["checkpoint"],
                      dataset=data.outputs["dataset"])
+    use_object_storage(data, train, weights, bench, summary)
     return summary.outputs["report_dir"]

@@ -33,7 +33,7 @@ def test_base_inheritance_delete_and_base_reference(tmp_path):
 
 
 def test_cfg_options_override_nested_values_with_literals(tmp_path):
-    cfg = load_config("selfsup/mocov2/mocov2_resnet18-w32_1xb256-coslr-8e_fmnist.py",
+    cfg = load_config("selfsup/mocov2/mocov2_resnet18-w16_1xb64-coslr-10e_fmnist.py",
                       ["runner.max_epochs=3", "model.backbone.out_indices=[3,4]", "optimizer.lr=0.1",
                        "model.backbone.norm_cfg.type=SyncBN"])
     assert cfg.runner.max_epochs == 3
@@ -85,7 +85,7 @@ def test_missing_config_file_is_one_clear_error():
 def test_stage_cli_reports_bad_cfg_option_in_one_line_and_exits_2(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "ssl_lib.stages.pretrain", "--config",
-         "selfsup/mocov2/mocov2_resnet18-w32_1xb256-coslr-8e_fmnist.py", "--dataset", str(tmp_path),
+         "selfsup/mocov2/mocov2_resnet18-w16_1xb64-coslr-10e_fmnist.py", "--dataset", str(tmp_path),
          "--output", str(tmp_path / "out"), "--cfg-options", "optimizer.lr=[0.1"],
         capture_output=True, text=True)
     assert proc.returncode == 2

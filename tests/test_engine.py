@@ -72,7 +72,7 @@ def test_two_process_torchrun_gloo_trains_and_writes_one_checkpoint(fmnist_tiny,
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
            "-m", "ssl_lib.engine.train", "--config", TINY_CONFIG, "--dataset", fmnist_tiny,
            "--work-dir", str(tmp_path), "--cfg-options", "runner.max_epochs=1",
-           "model.backbone.norm_cfg.type=SyncBN"]
+           "model.backbone.norm_cfg={'_delete_':True,'type':'SyncBN'}"]
     proc = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "2 process(es) x batch 16" in proc.stdout

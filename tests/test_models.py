@@ -212,3 +212,30 @@ def test_moco_extract_mode_returns_the_backbone_tuple():
 def test_unknown_neck_type_in_an_algorithm_config_is_a_config_error_naming_it():
     with pytest.raises(ConfigError, match="NoSuchNeck"):
         build(tiny_moco_cfg(neck=dict(type="NoSuchNeck")), ALGORITHMS)
+
+
+def test_split_bn_normalizes_each_slice_on_its_own_and_saves_as_plain_bn():
+    from ssl_lib.models.backbones import SplitBatchNorm
+
+    torch.manual_seed(0)
+    bn = SplitBatchNorm(3, num_splits=2)
+    x = torch.randn(8, 3, 4, 4) * 3 + 1
+    y = bn(x)
+    for j in range(2):  # slice j holds samples j, j+2, j+4, ...
+        ref = torch.nn.functional.batch_norm(x[j::2], None, None, training=True, eps=bn.eps)
+        assert torch.allclose(y[j::2], ref, atol=1e-5)
+    assert set(bn.state_dict()) == set(torch.nn.BatchNorm2d(3).state_dict())
+    bn.eval()
+    assert torch.allclose(bn(x), torch.nn.functional.batch_norm(x, bn.running_mean, bn.running_var, eps=bn.eps))
+
+
+def test_resnet_with_split_bn_loads_into_torchvision_resnet18():
+    import torchvision
+
+    from ssl_lib.models.backbones import ResNet
+
+    net = ResNet(depth=18, norm_cfg=dict(type="SplitBN", num_splits=2))
+    net.train()(torch.randn(4, 3, 32, 32))
+    tv = torchvision.models.resnet18()
+    tv.fc = torch.nn.Identity()
+    tv.load_state_dict(net.state_dict(), strict=True)

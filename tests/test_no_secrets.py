@@ -96,6 +96,8 @@ def scanned_files() -> list[Path]:
 def test_nothing_that_goes_to_a_cluster_holds_a_credential():
     files = scanned_files()
     assert any(p.parent.name == "manifests" for p in files), "manifests/ not found by the scan"
+    assert {p.name for p in files if p.parent.name == "compiled"} >= {"pretrain_and_benchmark.yaml", "benchmark.yaml"}, \
+        "compiled pipelines not found by the scan: run `make golden`"
     problems = {str(p.relative_to(REPO)): f for p in files
                 if (f := findings_in_text(p.read_text(errors="replace"), p.suffix))}
     assert problems == {}

@@ -35,8 +35,7 @@ def test_pipeline_runs_end_to_end_through_kfp_local_and_second_run_is_cached(tmp
     second = _run(tmp_path)
     assert second.returncode == 0, second.stderr[-3000:]
     log = second.stdout + second.stderr
-    for task in ("prep", "pretrain", "extract", "knn", "report"):
-        assert f"Task {task} cache hit" in log or f"Task '{task}' cache hit" in log, f"{task} ran again"
+    assert "Executing task" not in log, "a stage ran again instead of coming from the cache"
     assert "epoch [1]" not in log  # nothing retrained
 
 
@@ -46,7 +45,7 @@ def test_compiled_pipeline_loads_back_with_its_five_stages(tmp_path):
     from pipelines.compile import compile_all
 
     (path,) = [p for p in compile_all(tmp_path) if p.name == "pretrain_and_benchmark.yaml"]
-    spec = yaml.safe_load(path.read_text())
+    spec = next(yaml.safe_load_all(path.read_text()))  # the second document is the platform (Kubernetes) spec
     tasks = spec["root"]["dag"]["tasks"]
     assert set(tasks) == {"prep", "pretrain", "extract", "knn", "report"}
     assert tasks["knn"]["dependentTasks"] == ["extract", "prep"]

@@ -30,8 +30,8 @@ def build_backbone(backbone_cfg: dict, state_dict: dict | None = None, seed: int
     import ssl_lib.models  # noqa: F401  (registers backbones)
 
     cfg = dict(backbone_cfg, out_indices=(0, 1, 2, 3, 4), frozen_stages=-1)
-    if cfg.get("norm_cfg", {}).get("type") == "SyncBN":
-        cfg["norm_cfg"] = dict(cfg["norm_cfg"], type="BN")  # evaluation is single-process
+    if cfg.get("norm_cfg", {}).get("type") in ("SyncBN", "SplitBN"):
+        cfg["norm_cfg"] = dict(type="BN")  # both are plain BN in eval mode, and evaluation is single-process
     torch.manual_seed(seed)
     model = build(cfg, BACKBONES)
     if state_dict is not None:

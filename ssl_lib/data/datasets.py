@@ -17,7 +17,8 @@ def build_source(data_source):
 class MultiViewDataset(Dataset):
     """`num_views[i]` views of each image through `pipelines[i]`: `dict(img=[views...], label, idx)`."""
 
-    def __init__(self, data_source: dict, num_views: list[int], pipelines: list[list[dict]]):
+    def __init__(self, data_source: dict, num_views: list[int], pipelines: list[list[dict]], prefetch: bool = False):
+        # `prefetch` is accepted so seed configs load; decoding always happens in the loader workers here.
         if len(num_views) != len(pipelines):
             raise ConfigError(f"MultiViewDataset: num_views {list(num_views)} needs one pipeline per entry, "
                               f"got {len(pipelines)} pipelines")

@@ -1,6 +1,7 @@
 """Backbones. Every backbone returns a tuple of feature maps, one per entry of `out_indices`."""
 from __future__ import annotations
 
+import functools
 from typing import Sequence
 
 import torch
@@ -10,19 +11,50 @@ from torchvision.models.resnet import BasicBlock, Bottleneck
 from ..errors import ConfigError
 from ..registry import BACKBONES
 
-NORM_LAYERS = {"BN": nn.BatchNorm2d, "SyncBN": nn.SyncBatchNorm}
+class SplitBatchNorm(nn.BatchNorm2d):
+    """BN whose training statistics come from `num_splits` equal slices of the batch, as if each
+    slice were on its own GPU. With MoCo's key shuffle this gives one process the effect of
+    shuffle BN (the query and its key are normalized with different sub-batches). In eval mode and
+    in its state dict it is plain BN, so weights load into torchvision's ResNet unchanged."""
+
+    def __init__(self, num_features: int, num_splits: int = 4, **kwargs):
+        super().__init__(num_features, **kwargs)
+        self.num_splits = num_splits
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        if not self.training or self.num_splits == 1:
+            return super().forward(x)
+        if n % self.num_splits:
+            raise ValueError(f"SplitBN: batch {n} is not divisible by num_splits={self.num_splits}")
+        s = self.num_splits
+        mean, var = self.running_mean.repeat(s), self.running_var.repeat(s)
+        out = nn.functional.batch_norm(
+            x.view(n // s, c * s, h, w), mean, var, self.weight.repeat(s), self.bias.repeat(s),
+            True, self.momentum, self.eps).view(n, c, h, w)
+        self.running_mean.copy_(mean.view(s, c).mean(0))
+        self.running_var.copy_(var.view(s, c).mean(0))
+        self.num_batches_tracked.add_(1)
+        return out
+
+
+NORM_LAYERS = {"BN": nn.BatchNorm2d, "SyncBN": nn.SyncBatchNorm, "SplitBN": SplitBatchNorm}
 
 
 def norm_layer(norm_cfg: dict) -> type[nn.Module]:
-    """The 2d norm class named by `norm_cfg['type']`.
+    """The 2d norm class named by `norm_cfg['type']` (extra keys, e.g. `num_splits`, are bound).
 
     SyncBN falls back to plain BN in a single process; under a CPU (gloo) process group torch
     refuses it, so a CPU launcher must turn it back into BN (`utils.revert_sync_batchnorm`).
     """
-    name = (norm_cfg or {}).get("type")
+    cfg = dict(norm_cfg or {})
+    name = cfg.pop("type", None)
     if name not in NORM_LAYERS:
         raise ConfigError(f"unknown norm_cfg type {name!r}; known: {', '.join(NORM_LAYERS)}")
-    return NORM_LAYERS[name]
+    cls = NORM_LAYERS[name]
+    if cfg:
+        return functools.partial(cls, **cfg)
+    return cls
 
 
 @BACKBONES.register_module()

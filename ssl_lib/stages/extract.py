@@ -16,14 +16,20 @@ import torch
 
 from .. import storage
 from ..benchmarks.features import DEFAULT_EVAL_PIPELINE, config_from_text
+from ..engine.checkpoint import newest
 from ..errors import DataError
 from ._cli import run_cli
 
 
 def _checkpoint_uri(checkpoint: str) -> str:
+    """A .pth as given; a pretrain artifact's checkpoint.pth; else the newest epoch_N.pth of a work dir
+    (so a nightly run can point at a training work dir and evaluate its latest checkpoint)."""
     if checkpoint.endswith((".pth", ".pt")):
         return checkpoint
-    return storage.join(checkpoint, "checkpoint.pth")
+    artifact = storage.join(checkpoint, "checkpoint.pth")
+    if storage.exists(artifact):
+        return artifact
+    return newest(checkpoint) or artifact
 
 
 def extract(checkpoint: str, output: str) -> dict:

@@ -13,10 +13,10 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 from .. import storage
 from ..config import load_config
+from ..engine.pytorchjob import OBJECT_STORAGE_SECRET, current_namespace
 from ..errors import ConfigError, DataError, SSLError
 from ._cli import run_cli
 
@@ -37,8 +37,8 @@ def run_key(config_text: str, dataset: str, nproc: int, num_workers: int = 1) ->
 
 def pretrain(config: str, dataset: str, output: str, cfg_options: list[str] | None = None,
              work_dir: str = "", launcher: str = "local", nproc: int = 1, num_workers: int = 1,
-             gpus_per_worker: int = 1, image: str = "", namespace: str = "kubeflow",
-             secret_env: str = "", wait_timeout: int = 86400) -> dict:
+             gpus_per_worker: int = 1, image: str = "", namespace: str = "",
+             secret_env: str = OBJECT_STORAGE_SECRET, wait_timeout: int = 86400) -> dict:
     cfg_options = list(cfg_options or [])
     cfg = load_config(config, cfg_options)
     text = cfg.pretty_text
@@ -58,7 +58,7 @@ def pretrain(config: str, dataset: str, output: str, cfg_options: list[str] | No
 
         if not storage.is_s3(work_dir):
             raise ConfigError(f"launcher=pytorchjob needs an s3:// work_dir (or SSL_WORK_ROOT), got {work_dir!r}")
-        run_pytorchjob(name=f"pretrain-{key}", namespace=namespace, image=image,
+        run_pytorchjob(name=f"pretrain-{key}", namespace=namespace or current_namespace(), image=image,
                        command=["python", "-m", "ssl_lib.engine.train", *train_args],
                        num_workers=num_workers, gpus_per_worker=gpus_per_worker,
                        secret_env=secret_env or None, wait_timeout=wait_timeout)
@@ -107,8 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-workers", type=int, default=1, help="PyTorchJob replicas")
     p.add_argument("--gpus-per-worker", type=int, default=1)
     p.add_argument("--image", default="")
-    p.add_argument("--namespace", default="kubeflow")
-    p.add_argument("--secret-env", default="")
+    p.add_argument("--namespace", default="", help="PyTorchJob namespace (default: this pod's, else kubeflow)")
+    p.add_argument("--secret-env", default=OBJECT_STORAGE_SECRET,
+                   help="Secret whose keys become the PyTorchJob replicas' env ('' for none)")
     p.add_argument("--wait-timeout", type=int, default=86400)
     return p
 
