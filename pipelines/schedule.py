@@ -15,8 +15,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pipelines.submit import (add_connection_args, check_arguments, check_pipeline_root, connect, package_path,
-                              parse_params)
+from pipelines.submit import add_connection_args, connect, resolve_request
 
 DEFAULT_CRON = "0 0 2 * * *"  # 02:00 every day, in the scheduler's time zone (UTC unless set otherwise)
 DEFAULT_NAME = "ssl-nightly-benchmark"
@@ -62,10 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         cron = check_cron(args.cron)
-        package = package_path(args.pipeline)
-        arguments = parse_params(args.param)
-        check_arguments(package, arguments)
-        pipeline_root = check_pipeline_root(args.pipeline_root)
+        package, arguments, pipeline_root = resolve_request(args)
     except ValueError as e:
         print(f"schedule: {e}", file=sys.stderr)
         return 2

@@ -86,6 +86,14 @@ def connect(args: argparse.Namespace) -> kfp.Client:
     return kfp.Client(host=args.host, **({"namespace": args.namespace} if args.namespace else {}))
 
 
+def resolve_request(args: argparse.Namespace) -> tuple[Path, dict, str | None]:
+    """The compiled package, its checked arguments and pipeline root; ValueError names what is wrong."""
+    package = package_path(args.pipeline)
+    arguments = parse_params(args.param)
+    check_arguments(package, arguments)
+    return package, arguments, check_pipeline_root(args.pipeline_root)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m pipelines.submit", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -100,10 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        package = package_path(args.pipeline)
-        arguments = parse_params(args.param)
-        check_arguments(package, arguments)
-        pipeline_root = check_pipeline_root(args.pipeline_root)
+        package, arguments, pipeline_root = resolve_request(args)
     except ValueError as e:
         print(f"submit: {e}", file=sys.stderr)
         return 2

@@ -41,13 +41,16 @@ def test_checkpoint_holds_whole_state_and_loads_with_weights_only(fmnist_tiny, t
 
 
 def test_resume_after_kill_continues_from_checkpoint_and_matches_uninterrupted_run(fmnist_tiny, tmp_path):
+    def cmd(work_dir):
+        return [sys.executable, "-m", "ssl_lib.engine.train", "--config", TINY_CONFIG, "--dataset", fmnist_tiny,
+                "--work-dir", str(work_dir), "--cfg-options", "runner.max_epochs=3"]
+
+    # Both runs in subprocesses with the same thread count: results are bitwise equal only then.
     ref_dir = tmp_path / "uninterrupted"
-    train(TINY_CONFIG, fmnist_tiny, str(ref_dir), ["runner.max_epochs=3"])
+    subprocess.run(cmd(ref_dir), env=_env(), check=True, capture_output=True, timeout=300)
 
     work = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "ssl_lib.engine.train", "--config", TINY_CONFIG, "--dataset", fmnist_tiny,
-           "--work-dir", str(work), "--cfg-options", "runner.max_epochs=3"]
-    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd(work), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while not (work / "epoch_1.pth").exists() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
@@ -56,7 +59,7 @@ def test_resume_after_kill_continues_from_checkpoint_and_matches_uninterrupted_r
     done = checkpoint.list_epochs(str(work))
     assert done and done[-1] < 3, f"the run was not interrupted mid-way (checkpoints: {done})"
 
-    rerun = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=300)
+    rerun = subprocess.run(cmd(work), env=_env(), capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     resumed = re.search(r"resumed from \S+epoch_(\d+)\.pth \(epoch (\d+)", rerun.stdout)
     assert resumed and int(resumed.group(2)) == done[-1]
