@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import collections
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -55,7 +54,6 @@ def test_fashion_mnist_folder_is_recognised_and_limited_per_class(make_dataset):
     assert samples[0][0] == "train/00000" and samples[0][1].shape == (28, 28)
 
 
-@pytest.mark.skipif(not Path(FASHION_MNIST_DIR).is_dir(), reason="dataset-fashion-mnist is not installed")
 def test_installed_fashion_mnist_has_60000_train_and_10000_test_images():
     source = FashionMNIST(FASHION_MNIST_DIR)
     assert len(source) == 70000 and len(source.classes) == 10

@@ -1,6 +1,5 @@
 """The whole pipeline through kfp.local on tiny data, its cache, and the compiled YAML."""
 import json
-import logging
 import subprocess
 import sys
 from pathlib import Path

@@ -11,7 +11,7 @@ import pytest
 
 from ssl_lib import storage
 from ssl_lib.data.datasets import MultiViewDataset
-from ssl_lib.data.sources import FASHION_MNIST_DIR, ParquetDataset
+from ssl_lib.data.sources import ParquetDataset
 from ssl_lib.errors import DataError
 from ssl_lib.stages import prep as prep_module
 from ssl_lib.stages.prep import prep
@@ -23,7 +23,6 @@ def manifest_of(root: Path) -> dict:
     return json.loads((root / "manifest.json").read_text())
 
 
-@pytest.mark.skipif(not Path(FASHION_MNIST_DIR).is_dir(), reason="dataset-fashion-mnist is not installed")
 def test_fashion_mnist_subset_reads_back_as_two_28px_views(tmp_path):
     metrics = prep("fashion-mnist", str(tmp_path / "fm"), train_limit=50, test_limit=20, shard_size=32)
     assert metrics == {"num_train": 50, "num_test": 20, "num_classes": 10, "num_skipped": 0,
