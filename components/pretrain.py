@@ -16,7 +16,10 @@ def pretrain(config: str, dataset: Input[Dataset], checkpoint: Output[Model], cf
     Secret `secret_env` as env. Defaults are literals: the body runs from its source in the container."""
     from ssl_lib.stages.pretrain import pretrain as run
 
-    metrics = run(config=config, dataset=dataset.path, output=checkpoint.path, cfg_options=cfg_options,
+    # PyTorchJob replicas run in pods of their own: they read the dataset from object storage (its URI),
+    # not from this pod's local copy of the artifact.
+    metrics = run(config=config, dataset=dataset.uri if launcher == "pytorchjob" else dataset.path,
+                  output=checkpoint.path, cfg_options=cfg_options,
                   launcher=launcher, nproc=nproc, num_workers=num_workers, gpus_per_worker=gpus_per_worker,
                   image=image, namespace=namespace, secret_env=secret_env, wait_timeout=wait_timeout)
     checkpoint.metadata.update({k: v for k, v in metrics.items() if k != "work_dir"})

@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import ast
 import os
+import tempfile
 from pathlib import Path
 from typing import Any, Iterable
 
 from mmengine.config import Config
 
+from . import storage
 from .errors import ConfigError
 
 CONFIG_ROOT = Path(__file__).resolve().parent / "configs"
 
 
 def resolve_config_path(name: str) -> Path:
-    """A config given as a path, or relative to the shipped `ssl_lib/configs` folder."""
+    """A config given as a path, an s3:// URI (downloaded; it must not use relative `_base_`), or a
+    path relative to the shipped `ssl_lib/configs` folder."""
+    if storage.is_s3(name):
+        local = Path(tempfile.mkdtemp(prefix="ssl-config-")) / Path(name).name
+        return storage.download(name, local)
     for candidate in (Path(name), CONFIG_ROOT / name):
         if candidate.is_file():
             return candidate

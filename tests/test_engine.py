@@ -103,3 +103,45 @@ def test_missing_dataset_is_one_error_line_and_exit_2(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"error: prepared dataset not found: {tmp_path / 'nope' / 'manifest.json'} " \
                                   "(run the prep stage first)"
+
+
+def test_pretrain_stage_with_nproc_2_runs_torchrun_and_publishes_the_checkpoint(fmnist_tiny, tmp_path):
+    from ssl_lib.stages.pretrain import pretrain
+
+    metrics = pretrain(TINY_CONFIG, fmnist_tiny, str(tmp_path / "out"), ["runner.max_epochs=1"],
+                       work_dir=str(tmp_path / "work"), nproc=2)
+    assert metrics["world_size"] == 2 and metrics["iterations"] == 2
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "_SUCCESS", "checkpoint.pth", "config.py", "metrics.json", "train.log"]
+    assert torch.load(tmp_path / "out" / "checkpoint.pth", weights_only=True)["meta"]["world_size"] == 2
+
+
+def test_pytorchjob_launcher_hands_replicas_object_storage_uris_and_publishes_their_checkpoint(
+        s3_server, fmnist_tiny, tmp_path, monkeypatch):
+    """The replica (played here by the training entry point in this process) sees only s3:// URIs:
+    the resolved config, the dataset and the work dir; the stage then publishes its final checkpoint."""
+    import ssl_lib.engine.pytorchjob as pytorchjob
+    from ssl_lib import storage
+    from ssl_lib.engine.train import main as replica_main
+    from ssl_lib.stages.pretrain import pretrain
+
+    dataset = f"s3://{s3_server}/pytorchjob/dataset"
+    for name in storage.listdir(fmnist_tiny):
+        storage.upload(Path(fmnist_tiny) / name, storage.join(dataset, name))
+    jobs = []
+
+    def fake_run_pytorchjob(*, name, command, **kwargs):
+        jobs.append(dict(name=name, command=command, **kwargs))
+        assert command[:3] == ["python", "-m", "ssl_lib.engine.train"]
+        assert replica_main(command[3:]) == 0
+
+    monkeypatch.setattr(pytorchjob, "run_pytorchjob", fake_run_pytorchjob)
+    work_dir = f"s3://{s3_server}/pytorchjob/work"
+    metrics = pretrain(TINY_CONFIG, dataset, str(tmp_path / "out"), ["runner.max_epochs=1"], work_dir=work_dir,
+                       launcher="pytorchjob", image="registry.invalid/ssl-lib-cuda:test", num_workers=2)
+    (job,) = jobs
+    args = dict(zip(job["command"][3::2], job["command"][4::2]))
+    assert args == {"--config": f"{work_dir}/config.py", "--dataset": dataset, "--work-dir": work_dir}
+    assert job["num_workers"] == 2 and job["name"].startswith("pretrain-")
+    assert metrics["iterations"] == 4 and storage.exists(f"{work_dir}/epoch_1.pth")
+    assert torch.load(tmp_path / "out" / "checkpoint.pth", weights_only=True)["meta"]["epoch"] == 1

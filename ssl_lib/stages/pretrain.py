@@ -58,8 +58,13 @@ def pretrain(config: str, dataset: str, output: str, cfg_options: list[str] | No
 
         if not storage.is_s3(work_dir):
             raise ConfigError(f"launcher=pytorchjob needs an s3:// work_dir (or SSL_WORK_ROOT), got {work_dir!r}")
+        # The replicas get the resolved config (overrides applied, no _base_) from the work dir:
+        # a config file on this pod's disk does not exist in theirs.
+        config_uri = storage.join(work_dir, "config.py")
+        storage.write_text(config_uri, text)
+        job_args = ["--config", config_uri, "--dataset", dataset, "--work-dir", work_dir]
         run_pytorchjob(name=f"pretrain-{key}", namespace=namespace or current_namespace(), image=image,
-                       command=["python", "-m", "ssl_lib.engine.train", *train_args],
+                       command=["python", "-m", "ssl_lib.engine.train", *job_args],
                        num_workers=num_workers, gpus_per_worker=gpus_per_worker,
                        secret_env=secret_env or None, wait_timeout=wait_timeout)
     else:
