@@ -8,13 +8,14 @@ from components.images import CPU_IMAGE
 
 @dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
 def report(knn_result: Input[Artifact], dataset: Input[Dataset], report_dir: Output[Artifact],
-           markdown: Output[Markdown], checkpoint: Optional[Input[Model]] = None):
+           markdown: Output[Markdown], checkpoint: Optional[Input[Model]] = None, history: str = ""):
     """report.md + metrics.json (+ plot); the Markdown artifact shows the table in the KFP UI.
-    Without `checkpoint` (the benchmark-only pipeline) the report has no pretraining section."""
+    Without `checkpoint` (the benchmark-only pipeline) the report has no pretraining section. `history`
+    (a JSON-lines file, local or s3://) keeps the trend across runs: the nightly pipeline sets it."""
     import shutil
 
     from ssl_lib.stages.report import report as run
 
     run(knn=knn_result.path, pretrain=checkpoint.path if checkpoint is not None else "", dataset=dataset.path,
-        output=report_dir.path)
+        output=report_dir.path, history=history)
     shutil.copyfile(f"{report_dir.path}/report.md", markdown.path)

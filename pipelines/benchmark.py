@@ -3,7 +3,9 @@
 A prepared dataset (the `dataset` artifact of the prep stage, as a URI) and either a training
 checkpoint (a `checkpoint.pth` file or a pretrain artifact folder: backbone extraction runs first) or
 backbone weights (an extract artifact folder: used as they are) come in through importers; then
-every benchmark stage: kNN, and the report. Given both URIs, the checkpoint wins.
+every benchmark stage: kNN, and the report. Given both URIs, the checkpoint wins. A checkpoint URI may
+also be a training work dir: its newest epoch_N.pth is evaluated. With `history_uri` (a JSON-lines
+file in object storage) each night adds its line to the trend that the report shows.
 """
 from kfp import dsl
 from kfp.dsl import Dataset, Model
@@ -14,10 +16,10 @@ from components.report import report
 from pipelines.object_storage import use_object_storage
 
 
-def _evaluate(dataset, backbone, knn_ks) -> None:
-    """Every benchmark stage of a backbone: kNN, then the report."""
+def _evaluate(dataset, backbone, knn_ks, history_uri) -> None:
+    """Every benchmark stage of a backbone: kNN, then the report (and its line in the trend file)."""
     bench = knn(dataset=dataset, backbone=backbone, ks=knn_ks)
-    summary = report(knn_result=bench.outputs["result"], dataset=dataset)
+    summary = report(knn_result=bench.outputs["result"], dataset=dataset, history=history_uri)
     use_object_storage(bench, summary)
 
 
@@ -28,6 +30,7 @@ def benchmark(
     checkpoint_uri: str = "",
     backbone_uri: str = "",
     knn_ks: list = [10, 20, 100, 200],
+    history_uri: str = "",
 ):
     # Each branch runs the benchmark stages itself: kfp.local does not resolve a dsl.OneOf of artifacts.
     data = dsl.importer(artifact_uri=dataset_uri, artifact_class=Dataset, reimport=False)
@@ -37,11 +40,11 @@ def benchmark(
         checkpoint.set_display_name("import-checkpoint")
         weights = extract(checkpoint=checkpoint.output)
         use_object_storage(weights)
-        _evaluate(data.output, weights.outputs["backbone"], knn_ks)
+        _evaluate(data.output, weights.outputs["backbone"], knn_ks, history_uri)
     with dsl.Else(name="from-backbone"):
         given = dsl.importer(artifact_uri=backbone_uri, artifact_class=Model, reimport=False)
         given.set_display_name("import-backbone")
-        _evaluate(data.output, given.output, knn_ks)
+        _evaluate(data.output, given.output, knn_ks, history_uri)
 
 
 def check_arguments(arguments: dict) -> None:

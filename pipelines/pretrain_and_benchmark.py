@@ -27,6 +27,7 @@ def pretrain_and_benchmark(
     num_workers: int = 1,
     gpus_per_worker: int = 1,
     knn_ks: list = [10, 20, 100, 200],
+    history_uri: str = "",
 ) -> Artifact:
     data = prep(source=source, train_limit=train_limit, test_limit=test_limit).set_display_name("prep")
     train = pretrain(config=config, dataset=data.outputs["dataset"], cfg_options=cfg_options, launcher=launcher,
@@ -34,6 +35,6 @@ def pretrain_and_benchmark(
     weights = extract(checkpoint=train.outputs["checkpoint"])
     bench = knn(dataset=data.outputs["dataset"], backbone=weights.outputs["backbone"], ks=knn_ks)
     summary = report(knn_result=bench.outputs["result"], checkpoint=train.outputs["checkpoint"],
-                     dataset=data.outputs["dataset"])
+                     dataset=data.outputs["dataset"], history=history_uri)
     use_object_storage(data, train, weights, bench, summary)
     return summary.outputs["report_dir"]

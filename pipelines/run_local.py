@@ -34,7 +34,8 @@ def main(argv: list[str] | None = None) -> int:
                enable_caching=not args.no_cache, cache_root=str(root / ".kfp_cache"))
     start = time.time()
     run = pretrain_and_benchmark(source=args.data, config=args.config, cfg_options=args.cfg_options,
-                                 train_limit=args.train_limit, test_limit=args.test_limit, nproc=args.nproc)
+                                 train_limit=args.train_limit, test_limit=args.test_limit, nproc=args.nproc,
+                                 history_uri=str(root / "history.jsonl"))
     report_dir = Path(run.output.path)
     metrics = json.loads((report_dir / "metrics.json").read_text())
     knn = metrics["knn"]

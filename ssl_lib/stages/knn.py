@@ -41,7 +41,8 @@ def knn(dataset: str, backbone: str, output: str, ks: list[int] | None = None, t
         print(f"knn {name:12s} " + "  ".join(f"k={k}: {results[name]['top1'][k]:.4f}" for k in ks), flush=True)
 
     metrics = {"ks": ks, "temperature": temperature, "num_train": len(train_ds), "num_test": len(test_ds),
-               "backbone_sha256": meta["sha256"], "results": results}
+               "backbone_sha256": meta["sha256"], "algorithm": meta["algorithm"], "epoch": meta["epoch"],
+               "results": results}
     if "random_init" in results:
         k = 20 if 20 in ks else ks[0]
         metrics["margin_over_random_init"] = {

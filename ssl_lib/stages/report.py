@@ -50,7 +50,33 @@ def _plot(knn: dict, path) -> None:
     plt.close(fig)
 
 
-def report(knn: str, output: str, pretrain: str = "", dataset: str = "", title: str = "SSL benchmark report") -> dict:
+def update_history(history: str, entry: dict) -> list[dict]:
+    """Add `entry` to the JSON-lines trend file at `history` (one line per backbone: a rerun of the
+    same backbone replaces its line, so reruns do not inflate the trend) and return every entry."""
+    entries = []
+    if storage.exists(history):
+        for n, line in enumerate(storage.read_text(history).splitlines(), 1):
+            try:
+                entries.append(json.loads(line))
+            except ValueError as err:
+                raise DataError(f"{history} line {n} is not JSON: {err}") from err
+    entries = [e for e in entries if e.get("backbone_sha256") != entry["backbone_sha256"]] + [entry]
+    storage.write_text(history, "".join(json.dumps(e, sort_keys=True) + "\n" for e in entries))
+    return entries
+
+
+def trend_table(entries: list[dict], k: int, last: int = 10) -> str:
+    lines = [f"| run | algorithm | epochs | kNN top-1 k={k} | margin over random init |",
+             "| --- | --- | ---: | ---: | ---: |"]
+    for n, e in enumerate(entries[-last:], max(1, len(entries) - last + 1)):
+        margin = f"{100 * e['margin']:+.2f}" if e.get("margin") is not None else "-"
+        lines.append(f"| {n}{' (this run)' if e is entries[-1] else ''} | {e.get('algorithm', '-')} | "
+                     f"{e.get('epochs', '-')} | {100 * e['top1']:.2f} | {margin} |")
+    return "\n".join(lines)
+
+
+def report(knn: str, output: str, pretrain: str = "", dataset: str = "", title: str = "SSL benchmark report",
+           history: str = "") -> dict:
     knn_metrics = _read_json(storage.join(knn, "metrics.json"), "kNN metrics")
     pretrain_metrics = _read_json(storage.join(pretrain, "metrics.json"), "pretrain metrics") if pretrain else {}
     manifest = _read_json(storage.join(dataset, "manifest.json"), "dataset manifest") if dataset else {}
@@ -74,6 +100,15 @@ def report(knn: str, output: str, pretrain: str = "", dataset: str = "", title: 
         md += [f"Margin of the pretrained backbone over the same backbone at random init (k={margin['k']}): "
                f"**{100 * margin['top1']:+.2f}** points.", ""]
     md += ["![kNN top-1 against k](knn.png)", ""]
+    if history:
+        k = margin["k"] if margin else knn_metrics["ks"][0]
+        entries = update_history(history, {
+            "backbone_sha256": knn_metrics["backbone_sha256"], "algorithm": knn_metrics.get("algorithm"),
+            "epochs": knn_metrics.get("epoch"), "k": k,
+            "top1": knn_metrics["results"]["pretrained"]["top1"][str(k)],
+            "margin": margin["top1"] if margin else None})
+        md += [f"## Trend: this run and the ones before it ({history})", "", trend_table(entries, k), ""]
+        metrics["history"] = entries
     with storage.publish_dir(output) as staging:
         _plot(knn_metrics, staging / "knn.png")
         (staging / "report.md").write_text("\n".join(md))
@@ -89,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pretrain", default="", help="pretrain stage output (optional)")
     p.add_argument("--dataset", default="", help="prepared dataset (optional)")
     p.add_argument("--title", default="SSL benchmark report")
+    p.add_argument("--history", default="", help="JSON-lines trend file to add this run to (local or s3://)")
     return p
 
 

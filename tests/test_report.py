@@ -1,0 +1,41 @@
+import json
+
+from ssl_lib.stages.report import report
+
+KNN = {"ks": [10, 20], "temperature": 0.07, "num_train": 100, "num_test": 50, "algorithm": "MoCo", "epoch": 10,
+       "results": {"pretrained": {"top1": {"10": 0.8, "20": 0.79}, "top5": {"10": 0.99, "20": 0.99}},
+                   "random_init": {"top1": {"10": 0.7, "20": 0.75}, "top5": {"10": 0.9, "20": 0.9}},
+                   "raw_pixels": {"top1": {"10": 0.82, "20": 0.83}, "top5": {"10": 0.99, "20": 0.99}}},
+       "margin_over_random_init": {"k": 20, "top1": 0.04}}
+
+
+def _knn_dir(tmp_path, name, sha, top1_k20):
+    d = tmp_path / name
+    d.mkdir()
+    metrics = json.loads(json.dumps(KNN))
+    metrics["backbone_sha256"] = sha
+    metrics["results"]["pretrained"]["top1"]["20"] = top1_k20
+    metrics["margin_over_random_init"]["top1"] = top1_k20 - 0.75
+    (d / "metrics.json").write_text(json.dumps(metrics))
+    return str(d)
+
+
+def test_report_has_the_knn_table_with_baselines_and_every_figure_in_metrics_json(tmp_path):
+    out = tmp_path / "report"
+    report(knn=_knn_dir(tmp_path, "knn", "a" * 64, 0.79), output=str(out))
+    md = (out / "report.md").read_text()
+    assert "| pretrained backbone | 80.00 | 79.00 |" in md
+    assert "| same backbone, random init | 70.00 | 75.00 |" in md and "| raw pixels | 82.00 | 83.00 |" in md
+    assert "**+4.00** points" in md and (out / "knn.png").stat().st_size > 0
+    assert json.loads((out / "metrics.json").read_text())["knn"]["results"]["raw_pixels"]["top1"]["20"] == 0.83
+
+
+def test_trend_keeps_one_line_per_backbone_and_shows_earlier_runs(tmp_path):
+    history = str(tmp_path / "trend" / "history.jsonl")
+    report(knn=_knn_dir(tmp_path, "night1", "a" * 64, 0.79), output=str(tmp_path / "r1"), history=history)
+    report(knn=_knn_dir(tmp_path, "night1-rerun", "a" * 64, 0.79), output=str(tmp_path / "r1b"), history=history)
+    report(knn=_knn_dir(tmp_path, "night2", "b" * 64, 0.81), output=str(tmp_path / "r2"), history=history)
+    lines = [json.loads(line) for line in open(history)]
+    assert [(e["backbone_sha256"][0], e["top1"]) for e in lines] == [("a", 0.79), ("b", 0.81)]
+    md = (tmp_path / "r2" / "report.md").read_text()
+    assert "| 1 | MoCo | 10 | 79.00 | +4.00 |" in md and "| 2 (this run) | MoCo | 10 | 81.00 | +6.00 |" in md
