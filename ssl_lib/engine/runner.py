@@ -88,13 +88,14 @@ class EpochRunner:
             _setup_logging(self.log_dir / "train.log")
 
     # -- state ---------------------------------------------------------------------------------
-    def state_dict(self) -> dict:
+    def state_dict(self, rng: list[dict] | None = None) -> dict:
+        """The whole training state; `rng` holds every rank's generators (this rank's alone if not given)."""
         return {
             "meta": {"epoch": self.epoch, "iter": self.global_iter, "algorithm": self.cfg.model.type,
                      "config": self.cfg.pretty_text, "world_size": self.world_size},
             "state_dict": self.algorithm.state_dict(),
             "optimizer": self.optimizer.state_dict(),
-            "rng": checkpoint.rng_state(),
+            "rng": rng if rng is not None else [checkpoint.rng_state()],
         }
 
     def resume(self) -> None:
@@ -105,13 +106,22 @@ class EpochRunner:
         self.algorithm.load_state_dict(state["state_dict"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.epoch, self.global_iter = state["meta"]["epoch"], state["meta"]["iter"]
-        checkpoint.set_rng_state(state["rng"])
+        rngs = state["rng"] if isinstance(state["rng"], list) else [state["rng"]]
+        if len(rngs) == self.world_size:
+            checkpoint.set_rng_state(rngs[self.rank])
+        else:
+            # The job was resized: each rank gets a fresh stream, still distinct and reproducible.
+            torch.manual_seed(self.seed + self.rank + 7919 * self.epoch)
+            if self.rank == 0:
+                log.warning("checkpoint %s was written by %d process(es), this run has %d: random generators "
+                            "reseeded instead of restored", uri, len(rngs), self.world_size)
         log.info("resumed from %s (epoch %d, iteration %d)", uri, self.epoch, self.global_iter)
 
     # -- loop ----------------------------------------------------------------------------------
     def _loader(self) -> DataLoader:
         self.sampler.set_epoch(self.epoch)
-        gen = torch.Generator().manual_seed(self.seed * 1000 + self.epoch)
+        # Per rank: the loader workers' augmentation seeds come from this generator.
+        gen = torch.Generator().manual_seed(self.seed * 1000 + self.epoch + 1_000_003 * self.rank)
         return DataLoader(self.dataset, batch_size=self.batch_size, sampler=self.sampler,
                           num_workers=self.num_workers, drop_last=True, generator=gen,
                           pin_memory=self.device.type == "cuda")
@@ -162,11 +172,13 @@ class EpochRunner:
             self.epoch += 1
             for hook in self.hooks:
                 hook.after_train_epoch(self)
+            save_now = self.epoch % interval == 0 or self.epoch == self.max_epochs
+            rngs = dist.all_gather_object(checkpoint.rng_state()) if save_now else None
             if self.rank == 0:
                 log.info("epoch [%d] done, loss %.4f, %.1f images/s", self.epoch, last_loss,
                          images / max(1e-9, time.time() - start))
-                if self.epoch % interval == 0 or self.epoch == self.max_epochs:
-                    uri = checkpoint.save(self.state_dict(), self.work_dir, self.epoch, max_keep)
+                if save_now:
+                    uri = checkpoint.save(self.state_dict(rngs), self.work_dir, self.epoch, max_keep)
                     log.info("saved checkpoint %s", uri)
                     if storage.is_s3(self.work_dir):
                         storage.upload(self.log_dir / "train.log", storage.join(self.work_dir, "train.log"))
