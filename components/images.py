@@ -9,6 +9,7 @@ image's registry digest in images/digests.json ({family: {"image": "<repo>:<tag>
 "sha256:..."}}), and while an entry belongs to the image named now (same registry, repository and
 version) the components run `<repo>@sha256:...`. Without the file, or for an entry of another
 registry or version (stale: a warning says so), the components run the tag alone.
+SSL_LIB_IMAGE_DIGESTS names another digests file (a fork's own registry, tests).
 
     python -m components.images                          `family image dockerfile` per line (tags)
     python -m components.images record FAMILY REPO@DIGEST  what `make images-push` calls after a push
@@ -26,7 +27,8 @@ from ssl_lib import __version__
 
 DEFAULT_REGISTRY = "ghcr.io/ssl-lib"
 REGISTRY = (os.environ.get("SSL_LIB_IMAGE_REGISTRY") or DEFAULT_REGISTRY).rstrip("/")
-DIGESTS_FILE = Path(__file__).resolve().parents[1] / "images" / "digests.json"
+DIGESTS_FILE = Path(os.environ.get("SSL_LIB_IMAGE_DIGESTS")
+                    or Path(__file__).resolve().parents[1] / "images" / "digests.json")
 DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 
 # family -> (repository name, Dockerfile); `make images` builds them in this order (bench is FROM cuda)

@@ -5,6 +5,7 @@ v1.9 CRD's openAPIV3Schema at <repo>/../shared/schemas/, with every object that 
 unknown fields closed, so that a misspelt field fails as the API server would prune or reject it.
 """
 import copy
+import json
 import os
 import re
 import shutil
@@ -203,3 +204,38 @@ def test_images_carry_the_package_version_and_take_the_registry_from_the_environ
     assert default == ["cpu", f"{DEFAULT_REGISTRY}/ssl-lib-cpu:{__version__}", "images/cpu/Dockerfile"]
     moved = run({**env, "SSL_LIB_IMAGE_REGISTRY": "registry.example:5000/team"})[0].split()
     assert moved[1] == f"registry.example:5000/team/ssl-lib-cpu:{__version__}"
+
+
+FAKE_DOCKER = """#!/bin/sh
+# Records each call; `inspect` answers with a RepoDigests entry for the image it is asked about.
+echo "$*" >> "$DOCKER_LOG"
+if [ "$1" = inspect ]; then
+  for last; do :; done
+  echo "${last%:*}@sha256:$(printf %s "$last" | sha256sum | cut -d' ' -f1)"
+fi
+"""
+
+
+def test_make_images_builds_every_family_in_order_and_push_records_each_digest(tmp_path):
+    docker = tmp_path / "docker"
+    docker.write_text(FAKE_DOCKER)
+    docker.chmod(0o755)
+    registry = "registry.example:5000/team"
+    env = dict(os.environ, DOCKER_LOG=str(tmp_path / "calls"), SSL_LIB_IMAGE_REGISTRY=registry,
+               SSL_LIB_IMAGE_DIGESTS=str(tmp_path / "digests.json"))
+    subprocess.run(["make", "-s", "images", "images-push", f"DOCKER={docker}", f"PY={sys.executable}"], cwd=REPO,
+                   env=env, check=True, capture_output=True, text=True, timeout=120)
+    calls = (tmp_path / "calls").read_text().splitlines()
+    tags = {f: f"{registry}/{FAMILIES[f][0]}:{__version__}" for f in FAMILIES}
+    builds = [c.split() for c in calls if c.startswith("build ")]
+    assert builds == [["build", "-f", FAMILIES["cpu"][1], "-t", tags["cpu"], "."],
+                      ["build", "-f", FAMILIES["cuda"][1], "-t", tags["cuda"], "."],
+                      # bench is built FROM the training image
+                      ["build", "-f", FAMILIES["bench"][1], "--build-arg", f"TRAINING_IMAGE={tags['cuda']}",
+                       "-t", tags["bench"], "."]]
+    assert [c for c in calls if c.startswith("push ")] == [f"push {tags[f]}" for f in FAMILIES]
+    digests = json.loads((tmp_path / "digests.json").read_text())
+    assert {f: e["image"] for f, e in digests.items()} == tags
+    pinned = subprocess.run([sys.executable, "-c", "from components.images import TRAINING_IMAGE; print(TRAINING_IMAGE)"],
+                            cwd=REPO, env=env, capture_output=True, text=True, check=True).stdout.strip()
+    assert pinned == f"{registry}/ssl-lib-cuda@{digests['cuda']['digest']}"
