@@ -161,3 +161,77 @@ def test_s3_rerun_interrupted_mid_upload_leaves_output_incomplete_then_recovers(
     monkeypatch.setattr(storage, "upload", real_upload)
     assert prep(source, out, train_limit=20)["num_train"] == 20
     assert len(ParquetDataset(out, "train")) == 20
+
+
+def _die_after(monkeypatch, n: int) -> list:
+    """Make storage.upload fail from its (n+1)-th call on, as a killed pod would stop writing."""
+    real_upload, calls = storage.upload, []
+
+    def upload(local, uri):
+        calls.append(uri)
+        if len(calls) > n:
+            raise ConnectionError("killed")
+        real_upload(local, uri)
+
+    monkeypatch.setattr(storage, "upload", upload)
+    return calls
+
+
+def test_interrupted_prep_resumes_after_its_last_shard_and_matches_an_uninterrupted_run(
+        make_dataset, tmp_path, monkeypatch, capsys):
+    source = str(make_dataset("folder"))  # 9 images and 2 bad ones, in two splits
+    prep(source, str(tmp_path / "whole"), shard_size=2, test_fraction=0.3)
+    whole = manifest_of(tmp_path / "whole")
+    assert len(whole["shards"]) >= 4 and whole["skipped"]
+
+    out = tmp_path / "cut"
+    _die_after(monkeypatch, 2)
+    with pytest.raises(ConnectionError):
+        prep(source, str(out), shard_size=2, test_fraction=0.3)
+    assert not storage.is_complete(str(out)) and (out / prep_module.JOURNAL).is_file()
+    with pytest.raises(DataError, match="not fully published"):
+        ParquetDataset(str(out), "train")
+
+    monkeypatch.undo()
+    calls = _die_after(monkeypatch, 1000)
+    prep(source, str(out), shard_size=2, test_fraction=0.3)
+    assert "prep: resuming" in capsys.readouterr().err
+    assert len(calls) == len(whole["shards"]) - 2  # the two shards written before the cut are kept
+    assert manifest_of(out) == whole
+    assert not (out / prep_module.JOURNAL).exists()
+    for shard in whole["shards"]:
+        assert (out / shard["path"]).read_bytes() == (tmp_path / "whole" / shard["path"]).read_bytes()
+
+
+def test_resume_passes_over_inputs_already_in_shards_without_reading_them(make_dataset, tmp_path, monkeypatch,
+                                                                         capsys):
+    source, out = str(make_dataset("idx")), str(tmp_path / "ds")  # train inputs first, then test
+    _die_after(monkeypatch, 2)
+    with pytest.raises(ConnectionError):
+        prep(source, out, shard_size=4, train_limit=20)
+    monkeypatch.undo()
+    assert prep(source, out, shard_size=4, train_limit=20)["num_train"] == 20
+    assert f"prep: resuming {out} at input 8 of 30 (2 shards already written)" in capsys.readouterr().err
+
+
+def test_a_journal_of_other_parameters_is_not_resumed(make_dataset, tmp_path, monkeypatch):
+    source, out = str(make_dataset("idx")), tmp_path / "ds"
+    _die_after(monkeypatch, 1)
+    with pytest.raises(ConnectionError):
+        prep(source, str(out), shard_size=4, train_limit=20)
+    monkeypatch.undo()
+    assert prep(source, str(out), shard_size=4, train_limit=10)["num_train"] == 10
+    assert sorted(p.name for p in (out / "shards").iterdir()) == [
+        "test-00000.parquet", "test-00001.parquet", "test-00002.parquet",
+        "train-00000.parquet", "train-00001.parquet", "train-00002.parquet"]
+    assert [len(ParquetDataset(str(out), split)) for split in ("train", "test")] == [10, 10]
+
+
+def test_a_failing_rebuild_leaves_the_complete_dataset_in_place(make_dataset, tmp_path):
+    out = str(tmp_path / "ds")
+    prep(str(make_dataset("folder")), out)
+    (tmp_path / "junk" / "a").mkdir(parents=True)
+    (tmp_path / "junk" / "a" / "x.jpg").write_bytes(b"not an image")
+    with pytest.raises(DataError, match="no valid images"):
+        prep(str(tmp_path / "junk"), out)
+    assert storage.is_complete(out) and len(ParquetDataset(out, "train")) > 0

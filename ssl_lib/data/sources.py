@@ -4,6 +4,8 @@ A raw source (FashionMNIST, ImageNet) has `classes`, `__len__` (candidate inputs
 `(name, payload, label, split)`: `payload` is the file's bytes or, for IDX data, a uint8 array;
 `split` is "train" or "test". Inputs it cannot read are listed in `skipped` as
 `{"input": relative path, "reason": ...}`; that list is final once iteration has finished.
+`iter_from(start)` gives the same inputs from position `start` on, each with a `load` callable in
+place of the payload, so that an interrupted prep resumes without reading what came before.
 """
 from __future__ import annotations
 
@@ -13,7 +15,8 @@ import io
 import json
 import tempfile
 from pathlib import Path, PurePosixPath
-from typing import Iterator
+from functools import partial
+from typing import Callable, Iterator
 
 import numpy as np
 from PIL import Image
@@ -30,6 +33,33 @@ DATASET_FORMAT = "ssl_lib.dataset/1"
 MANIFEST = "manifest.json"
 
 Sample = tuple[str, "bytes | np.ndarray", int, str]
+Entry = tuple[int, str, Callable[[], "bytes | np.ndarray"], int, str]  # position, name, load, label, split
+
+
+def read_failure(name: str, err: OSError) -> dict:
+    return {"input": name, "reason": f"cannot read file: {err.strerror or err}"}
+
+
+class RawSource:
+    """The iteration every raw source shares; subclasses define `iter_from`."""
+
+    classes: list[str]
+    skipped: list[dict]
+
+    def iter_from(self, start: int = 0) -> Iterator[Entry]:
+        raise NotImplementedError
+
+    def _note_skip(self, entry: dict) -> None:
+        self.skipped.append(entry)
+
+    def __iter__(self) -> Iterator[Sample]:
+        for _, name, load, label, split in self.iter_from(0):
+            try:
+                payload = load()
+            except OSError as err:
+                self._note_skip(read_failure(name, err))
+                continue
+            yield name, payload, label, split
 
 
 def balanced_first(labels: np.ndarray, limit: int) -> np.ndarray:
@@ -85,7 +115,7 @@ def has_idx_files(folder: Path) -> bool:
 
 
 @DATASOURCES.register_module()
-class FashionMNIST:
+class FashionMNIST(RawSource):
     """Fashion-MNIST from its IDX files (as Debian's dataset-fashion-mnist installs them).
 
     `train_limit` / `test_limit` (0 = all) keep a class-balanced, stable subset of each split.
@@ -117,10 +147,13 @@ class FashionMNIST:
     def __len__(self) -> int:
         return sum(len(keep) for *_, keep in self._splits)
 
-    def __iter__(self) -> Iterator[Sample]:
+    def iter_from(self, start: int = 0) -> Iterator[Entry]:
+        offset = 0
         for split, images, labels, keep in self._splits:
-            for i in keep:
-                yield f"{split}/{int(i):05d}", images[i], int(labels[i]), split
+            for j in range(max(0, start - offset), len(keep)):
+                i = int(keep[j])
+                yield offset + j, f"{split}/{i:05d}", partial(images.__getitem__, i), int(labels[i]), split
+            offset += len(keep)
 
 
 def holdout_split(relpath: str, test_fraction: float) -> str:
@@ -130,7 +163,7 @@ def holdout_split(relpath: str, test_fraction: float) -> str:
 
 
 @DATASOURCES.register_module()
-class ImageNet:
+class ImageNet(RawSource):
     """Images in class folders (`data_prefix/<class>/**/<image>`), or listed in `ann_file`.
 
     Seed semantics: without `ann_file` the classes are the sorted subfolders of `data_prefix`;
@@ -208,14 +241,10 @@ class ImageNet:
     def __len__(self) -> int:
         return len(self._items)
 
-    def __iter__(self) -> Iterator[Sample]:
-        for rel, label, split in self._items:
-            try:
-                payload = (self.data_prefix / rel).read_bytes()
-            except OSError as err:
-                self.skipped.append({"input": rel, "reason": f"cannot read file: {err.strerror or err}"})
-                continue
-            yield rel, payload, label, split
+    def iter_from(self, start: int = 0) -> Iterator[Entry]:
+        for pos in range(start, len(self._items)):
+            rel, label, split = self._items[pos]
+            yield pos, rel, (self.data_prefix / rel).read_bytes, label, split
 
 
 def _names_from_folders(entries: list[tuple[str, int]]) -> list[str]:
@@ -237,24 +266,32 @@ def _names_from_folders(entries: list[tuple[str, int]]) -> list[str]:
     return names
 
 
-class SplitSources:
+class SplitSources(RawSource):
     """Several sources with one class list, e.g. `train/` and `val/`; names get `prefixes`."""
 
     def __init__(self, sources: list, prefixes: list[str], classes: list[str]):
         self.sources, self.prefixes, self.classes = sources, prefixes, classes
+        self._read_failures: list[dict] = []
 
     @property
     def skipped(self) -> list[dict]:
         return [dict(entry, input=prefix + entry["input"])
-                for source, prefix in zip(self.sources, self.prefixes) for entry in source.skipped]
+                for source, prefix in zip(self.sources, self.prefixes) for entry in source.skipped
+                ] + self._read_failures
+
+    def _note_skip(self, entry: dict) -> None:
+        self._read_failures.append(entry)
 
     def __len__(self) -> int:
         return sum(len(source) for source in self.sources)
 
-    def __iter__(self) -> Iterator[Sample]:
+    def iter_from(self, start: int = 0) -> Iterator[Entry]:
+        offset = 0
         for source, prefix in zip(self.sources, self.prefixes):
-            for name, payload, label, split in source:
-                yield prefix + name, payload, label, split
+            if start < offset + len(source):
+                for pos, name, load, label, split in source.iter_from(max(0, start - offset)):
+                    yield offset + pos, prefix + name, load, label, split
+            offset += len(source)
 
 
 def _merge_names(*class_lists: list[str]) -> list[str]:

@@ -3,8 +3,11 @@ file, local or s3://) into the dataset artifact: Parquet shards of encoded image
 split and name, plus manifest.json (classes, counts, shard sha256s, skipped inputs).
 
 Every image is decoded once to check it; unreadable ones are skipped and listed in the manifest.
-The artifact is published atomically; a rerun with the same source and parameters on a complete
-output returns its metrics without redoing the work.
+Shards go to the output as they fill, with a journal of what is written; the manifest and then
+`_SUCCESS` come last, and readers see nothing before `_SUCCESS`. A rerun with the same source and
+parameters resumes an interrupted build after its last written shard, and on a complete output
+returns its metrics without redoing the work. A build from another source or other parameters
+retracts the old dataset (`_SUCCESS` first) only when it writes its first shard.
 """
 from __future__ import annotations
 
@@ -13,18 +16,21 @@ import hashlib
 import io
 import json
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from .. import storage
-from ..data.sources import DATASET_FORMAT, FASHION_MNIST_DIR, MANIFEST, load_manifest, source_from_uri
+from ..data.sources import (DATASET_FORMAT, FASHION_MNIST_DIR, MANIFEST, load_manifest, read_failure,
+                            source_from_uri)
 from ..errors import ConfigError, DataError
 from ._cli import run_cli
 
 SPLITS = ("train", "test")
 PROGRESS_MIN_INPUTS = 300
+JOURNAL = "_prep_journal.json"  # shards written so far by an unfinished build
 
 
 def _check_params(train_limit: int, test_limit: int, test_fraction: float, shard_size: int,
@@ -69,41 +75,99 @@ def _encode(payload, image_format: str) -> bytes:
 
 
 class _ShardWriter:
-    """Buffers rows per split and writes `shards/{split}-{i:05d}.parquet` every `shard_size` rows."""
+    """Buffers rows per split; every `shard_size` rows of a split become `shards/{split}-{i:05d}.parquet`,
+    written straight to the output and recorded in a journal there, so that an interrupted run
+    resumes after the last shard it wrote. The output stays incomplete (no `_SUCCESS`) meanwhile.
 
-    def __init__(self, root: Path, shard_size: int):
-        self.root, self.shard_size = root, shard_size
-        self.rows = {split: [] for split in SPLITS}
-        self.shards: list[dict] = []
-        self.counts = {split: 0 for split in SPLITS}
+    `done_before[split]` is the source position below which every input of that split is in a
+    written shard or skipped: a rerun starts at the smallest of them and passes over the rest.
+    """
 
-    def add(self, split: str, image: bytes, label: int, name: str) -> None:
+    def __init__(self, output: str, shard_size: int, fingerprint: str, journal: dict | None = None):
+        self.output, self.shard_size, self.fingerprint = output, shard_size, fingerprint
+        journal = journal or {}
+        self.shards: list[dict] = journal.get("shards", [])
+        self.counts = journal.get("counts", {split: 0 for split in SPLITS})
+        self.done_before = journal.get("done_before", {split: 0 for split in SPLITS})
+        self.skipped = [s for s in journal.get("skipped", []) if s["position"] < self.done_before[s["split"]]]
+        self.rows: dict[str, list] = {split: [] for split in SPLITS}
+        self._started = bool(journal)
+
+    @property
+    def resume_position(self) -> int:
+        return min(self.done_before.values())
+
+    def is_done(self, position: int, split: str) -> bool:
+        return position < self.done_before[split]
+
+    def skip(self, position: int, split: str, name: str, reason: str) -> None:
+        self.skipped.append({"input": name, "reason": reason, "position": position, "split": split})
+
+    def add(self, position: int, split: str, image: bytes, label: int, name: str) -> None:
         self.rows[split].append((image, label, name))
         if len(self.rows[split]) >= self.shard_size:
-            self.flush(split)
+            self.flush(split, position + 1)
 
-    def flush(self, split: str) -> None:
+    def _start(self) -> None:
+        """Before the first shard of a fresh build: retract what an earlier build published here."""
+        storage.remove(storage.join(self.output, storage.SUCCESS))
+        for name in storage.listdir(self.output):
+            if name in (MANIFEST, JOURNAL) or (name.startswith("shards/") and name.endswith(".parquet")):
+                storage.remove(storage.join(self.output, name))
+        self._started = True
+
+    def flush(self, split: str, done_before: int) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
         rows = self.rows[split]
-        if not rows:
-            return
-        table = pa.table({
-            "image": pa.array([r[0] for r in rows], pa.large_binary()),  # no 2 GiB cap per shard
-            "label": pa.array([r[1] for r in rows], pa.int64()),
-            "split": pa.array([split] * len(rows), pa.string()),
-            "name": pa.array([r[2] for r in rows], pa.string()),
-        })
-        rel = f"shards/{split}-{sum(s['split'] == split for s in self.shards):05d}.parquet"
-        path = self.root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Encoded images do not compress further; the small columns do.
-        pq.write_table(table, path, compression={"image": "NONE", "label": "ZSTD", "split": "ZSTD", "name": "ZSTD"})
-        self.shards.append({"path": rel, "split": split, "rows": len(rows),
-                            "sha256": hashlib.sha256(path.read_bytes()).hexdigest()})
-        self.counts[split] += len(rows)
-        self.rows[split] = []
+        if rows:
+            if not self._started:
+                self._start()
+            table = pa.table({
+                "image": pa.array([r[0] for r in rows], pa.large_binary()),  # no 2 GiB cap per shard
+                "label": pa.array([r[1] for r in rows], pa.int64()),
+                "split": pa.array([split] * len(rows), pa.string()),
+                "name": pa.array([r[2] for r in rows], pa.string()),
+            })
+            rel = f"shards/{split}-{sum(s['split'] == split for s in self.shards):05d}.parquet"
+            with tempfile.TemporaryDirectory(prefix="ssl-prep-") as tmp:
+                path = Path(tmp) / "shard.parquet"
+                # Encoded images do not compress further; the small columns do.
+                pq.write_table(table, path, compression={"image": "NONE", "label": "ZSTD", "split": "ZSTD",
+                                                         "name": "ZSTD"})
+                digest = hashlib.sha256(path.read_bytes()).hexdigest()
+                storage.upload(path, storage.join(self.output, rel))
+            self.shards.append({"path": rel, "split": split, "rows": len(rows), "sha256": digest})
+            self.counts[split] += len(rows)
+            self.rows[split] = []
+        for other in SPLITS:  # a split with nothing buffered has handled every input of its own so far
+            if other == split or not self.rows[other]:
+                self.done_before[other] = max(self.done_before[other], done_before)
+        if rows:
+            self._write_journal()
+
+    def _write_journal(self) -> None:
+        storage.write_text(storage.join(self.output, JOURNAL), json.dumps({
+            "fingerprint": self.fingerprint, "shards": self.shards, "counts": self.counts,
+            "done_before": self.done_before, "skipped": self.skipped}))
+
+    def publish(self, manifest: dict) -> None:
+        """The manifest, then `_SUCCESS`: from that moment readers see the dataset."""
+        if not self._started:
+            self._start()
+        storage.write_text(storage.join(self.output, MANIFEST), json.dumps(manifest, indent=2) + "\n")
+        storage.write_text(storage.join(self.output, storage.SUCCESS), "")
+        storage.remove(storage.join(self.output, JOURNAL))
+
+
+def _journal(output: str, fingerprint: str) -> dict | None:
+    """What an interrupted build of the same source and parameters left at `output`."""
+    try:
+        journal = json.loads(storage.read_text(storage.join(output, JOURNAL)))
+    except Exception:  # absent or unreadable: start afresh
+        return None
+    return journal if journal.get("fingerprint") == fingerprint else None
 
 
 def _metrics(manifest: dict, output: str) -> dict:
@@ -142,39 +206,53 @@ def prep(source: str, output: str, train_limit: int = 0, test_limit: int = 0, te
         return _metrics(existing, output)
 
     src = source_from_uri(source, train_limit=train_limit, test_limit=test_limit, test_fraction=test_fraction)
-    skipped = []
-    with storage.publish_dir(output) as staging:
-        writer = _ShardWriter(Path(staging), shard_size)
-        for name, payload, label, split in tqdm(src, total=len(src), desc="prep", unit="img", file=sys.stderr,
-                                                disable=len(src) <= PROGRESS_MIN_INPUTS):
-            try:
-                image = _encode(payload, image_format)
-            except UnidentifiedImageError:  # its message holds a memory address: not reproducible
-                skipped.append({"input": name, "reason": "cannot decode image: not an image format Pillow knows"})
-                continue
-            except Exception as err:  # Pillow raises many types for bad data; each is a skip, not a failure
-                skipped.append({"input": name, "reason": f"cannot decode image: {err}"})
-                continue
-            writer.add(split, image, label, name)
-        for split in SPLITS:
-            writer.flush(split)
-        skipped = sorted(src.skipped + skipped, key=lambda s: s["input"])
-        if not writer.shards:
-            detail = "; ".join(f"{s['input']}: {s['reason']}" for s in skipped[:3])
-            raise DataError(f"no valid images in {source}" + (f" ({len(skipped)} skipped, e.g. {detail})"
-                                                               if skipped else ""))
-        manifest = {
-            "format": DATASET_FORMAT,
-            "source": source,
-            "classes": list(src.classes),
-            "num_classes": len(src.classes),
-            "counts": writer.counts,
-            "shards": sorted(writer.shards, key=lambda s: (SPLITS.index(s["split"]), s["path"])),
-            "skipped": skipped,
-            "params": params,
-            "fingerprint": fingerprint,
-        }
-        (Path(staging) / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    journal = None if storage.is_complete(output) else _journal(output, fingerprint)
+    writer = _ShardWriter(output, shard_size, fingerprint, journal)
+    start = writer.resume_position
+    if journal is not None:
+        print(f"prep: resuming {output} at input {start} of {len(src)} ({len(writer.shards)} shards already "
+              f"written)", file=sys.stderr)
+    bar = tqdm(total=len(src), initial=start, desc="prep", unit="img", file=sys.stderr,
+               disable=len(src) <= PROGRESS_MIN_INPUTS)
+    for position, name, load, label, split in src.iter_from(start):
+        bar.update(1)
+        if writer.is_done(position, split):
+            continue
+        try:
+            payload = load()
+        except OSError as err:
+            writer.skip(position, split, name, read_failure(name, err)["reason"])
+            continue
+        try:
+            image = _encode(payload, image_format)
+        except UnidentifiedImageError:  # its message holds a memory address: not reproducible
+            writer.skip(position, split, name, "cannot decode image: not an image format Pillow knows")
+            continue
+        except Exception as err:  # Pillow raises many types for bad data; each is a skip, not a failure
+            writer.skip(position, split, name, f"cannot decode image: {err}")
+            continue
+        writer.add(position, split, image, label, name)
+    bar.close()
+    for split in SPLITS:
+        writer.flush(split, len(src))
+    skipped = sorted(src.skipped + [{"input": s["input"], "reason": s["reason"]} for s in writer.skipped],
+                     key=lambda s: s["input"])
+    if not writer.shards:
+        detail = "; ".join(f"{s['input']}: {s['reason']}" for s in skipped[:3])
+        raise DataError(f"no valid images in {source}" + (f" ({len(skipped)} skipped, e.g. {detail})"
+                                                           if skipped else ""))
+    manifest = {
+        "format": DATASET_FORMAT,
+        "source": source,
+        "classes": list(src.classes),
+        "num_classes": len(src.classes),
+        "counts": writer.counts,
+        "shards": sorted(writer.shards, key=lambda s: (SPLITS.index(s["split"]), s["path"])),
+        "skipped": skipped,
+        "params": params,
+        "fingerprint": fingerprint,
+    }
+    writer.publish(manifest)
     return _metrics(manifest, output)
 
 
