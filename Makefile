@@ -37,6 +37,7 @@ test: setup
 
 bench: setup
 	$(PY) tools/bench_throughput.py
+	$(PY) tools/bench_shards.py
 
 compile: setup
 	$(PY) -m pipelines.compile

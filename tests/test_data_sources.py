@@ -12,8 +12,9 @@ from PIL import Image
 import ssl_lib.data  # noqa: F401  (registration)
 from ssl_lib import storage
 from ssl_lib.data.datasets import MultiViewDataset, SingleViewDataset
-from ssl_lib.data.sources import (FASHION_MNIST_DIR, FashionMNIST, ParquetDataset, balanced_first,
-                                  holdout_split, read_idx, source_from_uri)
+from ssl_lib.data.shards import ParquetDataset
+from ssl_lib.data.sources import (FASHION_MNIST_DIR, FashionMNIST, balanced_first, holdout_split, read_idx,
+                                  source_from_uri)
 from ssl_lib.data.transforms import build_pipeline
 from ssl_lib.errors import ConfigError, DataError
 from ssl_lib.registry import DATASETS, DATASOURCES, PIPELINES, build

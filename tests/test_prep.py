@@ -11,7 +11,7 @@ import pytest
 
 from ssl_lib import storage
 from ssl_lib.data.datasets import MultiViewDataset
-from ssl_lib.data.sources import ParquetDataset
+from ssl_lib.data.shards import ParquetDataset
 from ssl_lib.errors import DataError
 from ssl_lib.stages import prep as prep_module
 from ssl_lib.stages.prep import prep

@@ -1,4 +1,5 @@
-"""Data sources: raw inputs the prep stage ingests, and the Parquet shards it writes, read back.
+"""Data sources: the raw inputs the prep stage ingests, and the manifest of the dataset it writes
+(read back by `shards.ParquetShards`).
 
 A raw source (FashionMNIST, ImageNet) has `classes`, `__len__` (candidate inputs) and iterates
 `(name, payload, label, split)`: `payload` is the file's bytes or, for IDX data, a uint8 array;
@@ -11,15 +12,13 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import io
 import json
 import tempfile
-from pathlib import Path, PurePosixPath
 from functools import partial
+from pathlib import Path, PurePosixPath
 from typing import Callable, Iterator
 
 import numpy as np
-from PIL import Image
 
 from .. import storage
 from ..errors import DataError
@@ -404,50 +403,3 @@ def load_manifest(root: str) -> dict:
     if manifest.get("format") != DATASET_FORMAT:
         raise DataError(f"{uri} has format {manifest.get('format')!r}, expected {DATASET_FORMAT!r}")
     return manifest
-
-
-@DATASOURCES.register_module(name="ParquetShards")
-class ParquetDataset:
-    """One split of a dataset written by the prep stage, held in memory as encoded images."""
-
-    def __init__(self, root: str, split: str = "train"):
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        manifest = load_manifest(root)
-        if split not in manifest["counts"]:
-            raise DataError(f"dataset {root} has no split {split!r}; it has: {', '.join(manifest['counts'])}")
-        self.root, self.split = root, split
-        self.classes = list(manifest["classes"])
-        fs, base = storage.arrow_filesystem(root)
-        self._images: list[bytes] = []
-        labels = []
-        for shard in manifest["shards"]:
-            if shard["split"] != split:
-                continue
-            try:
-                with fs.open_input_stream(f"{base}/{shard['path']}") as stream:
-                    data = stream.readall()
-            except OSError as err:
-                raise DataError(f"cannot read shard {storage.join(root, shard['path'])}: {err}") from err
-            if hashlib.sha256(data).hexdigest() != shard["sha256"]:
-                raise DataError(f"shard {storage.join(root, shard['path'])} does not match the sha256 "
-                                f"in its manifest: the dataset was modified or damaged; run prep again")
-            table = pq.read_table(pa.BufferReader(data), columns=["image", "label"])
-            self._images.extend(table.column("image").to_pylist())
-            labels.extend(table.column("label").to_pylist())
-        self._labels = np.asarray(labels, dtype=np.int64)
-
-    def __len__(self) -> int:
-        return len(self._images)
-
-    def get_image(self, i: int) -> Image.Image:
-        with Image.open(io.BytesIO(self._images[i])) as img:
-            return img.convert("RGB")
-
-    def get_label(self, i: int) -> int:
-        return int(self._labels[i])
-
-    @property
-    def labels(self) -> np.ndarray:
-        return self._labels

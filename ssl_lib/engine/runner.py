@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
 from .. import storage
+from ..data.shards import BlockShuffleSampler
 from ..errors import ConfigError
 from ..models.utils import revert_sync_batchnorm
 from ..registry import ALGORITHMS, DATASETS, HOOKS, build
@@ -58,8 +59,12 @@ class EpochRunner:
         self.dataset = build(train_cfg, DATASETS)
         self.batch_size = int(cfg.data.samples_per_gpu)
         self.num_workers = int(cfg.data.get("workers_per_gpu", 0))
-        self.sampler = DistributedSampler(self.dataset, num_replicas=self.world_size, rank=self.rank,
-                                          shuffle=True, seed=self.seed, drop_last=True)
+        blocks = getattr(getattr(self.dataset, "data_source", None), "blocks", None)
+        if blocks:  # a split read from disk a row group at a time
+            self.sampler = BlockShuffleSampler(blocks, num_replicas=self.world_size, rank=self.rank, seed=self.seed)
+        else:
+            self.sampler = DistributedSampler(self.dataset, num_replicas=self.world_size, rank=self.rank,
+                                              shuffle=True, seed=self.seed, drop_last=True)
         self.iters_per_epoch = len(self.sampler) // self.batch_size
         if self.iters_per_epoch == 0:
             raise ConfigError(f"data.samples_per_gpu={self.batch_size} x {self.world_size} process(es) is larger "

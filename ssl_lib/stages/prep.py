@@ -30,6 +30,7 @@ from ._cli import run_cli
 
 SPLITS = ("train", "test")
 PROGRESS_MIN_INPUTS = 300
+ROW_GROUP_ROWS = 256  # the unit a large split is read in (shards.ParquetShards)
 JOURNAL = "_prep_journal.json"  # shards written so far by an unfinished build
 
 
@@ -134,8 +135,8 @@ class _ShardWriter:
             with tempfile.TemporaryDirectory(prefix="ssl-prep-") as tmp:
                 path = Path(tmp) / "shard.parquet"
                 # Encoded images do not compress further; the small columns do.
-                pq.write_table(table, path, compression={"image": "NONE", "label": "ZSTD", "split": "ZSTD",
-                                                         "name": "ZSTD"})
+                pq.write_table(table, path, row_group_size=ROW_GROUP_ROWS,
+                               compression={"image": "NONE", "label": "ZSTD", "split": "ZSTD", "name": "ZSTD"})
                 digest = hashlib.sha256(path.read_bytes()).hexdigest()
                 storage.upload(path, storage.join(self.output, rel))
             self.shards.append({"path": rel, "split": split, "rows": len(rows), "sha256": digest})
