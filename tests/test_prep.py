@@ -235,3 +235,31 @@ def test_a_failing_rebuild_leaves_the_complete_dataset_in_place(make_dataset, tm
     with pytest.raises(DataError, match="no valid images"):
         prep(str(tmp_path / "junk"), out)
     assert storage.is_complete(out) and len(ParquetDataset(out, "train")) > 0
+
+
+def test_s3_sources_stream_image_by_image_without_a_local_copy(make_dataset, s3_server, monkeypatch):
+    local = make_dataset("list")  # .../list/train.txt, val.txt, images/<class>/...
+    raw = f"s3://{s3_server}/streamed"
+    for name in storage.listdir(str(local.parent)):
+        storage.upload(local.parent / name, f"{raw}/{name}")
+
+    def no_download(*args):
+        raise AssertionError("the source was copied to local disk")
+
+    real_read, reads = storage.read_bytes, []
+
+    def read_bytes(uri):
+        reads.append(uri)
+        if uri.endswith("images/dog/1.jpg"):
+            raise ConnectionError("connection reset by peer")
+        return real_read(uri)
+
+    monkeypatch.setattr(storage, "download", no_download)
+    monkeypatch.setattr(storage, "read_bytes", read_bytes)
+    out = f"s3://{s3_server}/streamed-ds"
+    metrics = prep(f"{raw}/train.txt", out)
+    assert (metrics["num_train"], metrics["num_test"]) == (5, 2)
+    skipped = {s["input"]: s["reason"] for s in json.loads(storage.read_text(metrics["manifest"]))["skipped"]}
+    assert skipped["images/dog/1.jpg"] == "cannot read file: ConnectionError: connection reset by peer"
+    assert "file not found" in skipped["images/cat/missing.png"]
+    assert sum(u.startswith(f"{raw}/images/") for u in reads) == 8  # each listed image read once

@@ -13,7 +13,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-import tempfile
+import os
 from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import Callable, Iterator
@@ -37,6 +37,90 @@ Entry = tuple[int, str, Callable[[], "bytes | np.ndarray"], int, str]  # positio
 
 def read_failure(name: str, err: OSError) -> dict:
     return {"input": name, "reason": f"cannot read file: {err.strerror or err}"}
+
+
+class FileTree:
+    """The files below a local folder or an s3:// prefix, listed once. Source detection and class
+    scanning ask it what is there; images are read one at a time when prep gets to them, so an
+    s3:// dataset streams from the bucket instead of being copied to local disk first."""
+
+    def __init__(self, root: str, files: list[str] | None = None, dirs: set[str] | None = None):
+        self.root = root.rstrip("/") if storage.is_s3(root) else str(root)
+        if files is None:
+            files, dirs = self._list(self.root)
+        self.files, self.dirs = files, dirs
+        self._file_set = set(files)
+
+    @staticmethod
+    def _list(root: str) -> tuple[list[str], set[str]]:
+        if not storage.is_s3(root):
+            files, dirs = [], {""}
+            for folder, subdirs, names in os.walk(root, followlinks=True):
+                rel = Path(folder).relative_to(root).as_posix()
+                rel = "" if rel == "." else rel
+                dirs.update(f"{rel}/{d}".lstrip("/") for d in subdirs)
+                files.extend(f"{rel}/{n}".lstrip("/") for n in names)
+            return sorted(files), dirs
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            files = storage.listdir(root)
+        except (BotoCoreError, ClientError) as err:
+            raise DataError(f"cannot read dataset {root}: {err}") from err
+        dirs = {""} | {str(PurePosixPath(f).parents[i]) for f in files for i in range(len(PurePosixPath(f).parts) - 1)}
+        return files, dirs
+
+    def uri(self, rel: str) -> str:
+        return storage.join(self.root, rel) if rel else self.root
+
+    def is_file(self, rel: str) -> bool:
+        return rel in self._file_set
+
+    def is_dir(self, rel: str) -> bool:
+        return rel in self.dirs
+
+    def subdirs(self, rel: str = "") -> list[str]:
+        """Names of the folders directly in `rel`."""
+        prefix = f"{rel}/" if rel else ""
+        return sorted(d[len(prefix):] for d in self.dirs if d.startswith(prefix) and d and d != rel
+                      and "/" not in d[len(prefix):])
+
+    def files_below(self, rel: str) -> list[str]:
+        prefix = f"{rel}/" if rel else ""
+        return [f for f in self.files if f.startswith(prefix)]
+
+    def sub(self, rel: str) -> "FileTree":
+        prefix = f"{rel}/"
+        return FileTree(self.uri(rel), [f[len(prefix):] for f in self.files_below(rel)],
+                        {d[len(prefix):] for d in self.dirs if d.startswith(prefix)} | {""})
+
+    def reader(self, rel: str) -> Callable[[], bytes]:
+        """What reads one file when called; a file that cannot be read raises OSError."""
+        uri = self.uri(rel)
+        if not storage.is_s3(uri):
+            return Path(uri).read_bytes
+
+        def read() -> bytes:
+            try:
+                return storage.read_bytes(uri)
+            except Exception as err:  # botocore's errors: the input is skipped, as a local read error would be
+                raise OSError(f"{type(err).__name__}: {err}") from err
+        return read
+
+    def read_text(self, rel: str) -> str:
+        try:
+            return self.reader(rel)().decode("utf-8")
+        except (OSError, UnicodeDecodeError) as err:
+            raise DataError(f"cannot read {self.uri(rel)}: {err}") from err
+
+
+def _tree(data_prefix: str) -> FileTree:
+    if not storage.is_s3(data_prefix) and not Path(data_prefix).is_dir():
+        raise DataError(f"dataset path not found: {data_prefix}")
+    tree = FileTree(data_prefix)
+    if storage.is_s3(data_prefix) and not tree.files:
+        raise DataError(f"dataset path not found: {data_prefix}")
+    return tree
 
 
 class RawSource:
@@ -79,11 +163,11 @@ def balanced_first(labels: np.ndarray, limit: int) -> np.ndarray:
     return np.sort(chosen)
 
 
-def read_idx(path: str | Path) -> np.ndarray:
+def read_idx(path: str | Path, raw: bytes | None = None) -> np.ndarray:
     """Parse an IDX file (plain or .gz): magic 0x0000, dtype code, ndim, big-endian int32 dims."""
-    path = Path(path)
-    raw = path.read_bytes()
-    if path.suffix == ".gz":
+    path = str(path)
+    raw = Path(path).read_bytes() if raw is None else raw
+    if path.endswith(".gz"):
         try:
             raw = gzip.decompress(raw)
         except (OSError, EOFError) as err:
@@ -102,15 +186,12 @@ def read_idx(path: str | Path) -> np.ndarray:
     return np.frombuffer(raw, dtype=dtype, offset=offset).reshape(tuple(dims))
 
 
-def _idx_file(folder: Path, stem: str) -> Path | None:
-    for name in (stem, stem + ".gz"):
-        if (folder / name).is_file():
-            return folder / name
-    return None
+def _idx_file(tree: FileTree, stem: str) -> str | None:
+    return next((name for name in (stem, stem + ".gz") if tree.is_file(name)), None)
 
 
-def has_idx_files(folder: Path) -> bool:
-    return _idx_file(folder, "train-images-idx3-ubyte") is not None
+def has_idx_files(tree: FileTree) -> bool:
+    return _idx_file(tree, "train-images-idx3-ubyte") is not None
 
 
 @DATASOURCES.register_module()
@@ -122,19 +203,21 @@ class FashionMNIST(RawSource):
 
     SPLITS = {"train": "train", "test": "t10k"}
 
-    def __init__(self, data_prefix: str = FASHION_MNIST_DIR, train_limit: int = 0, test_limit: int = 0):
-        folder = Path(data_prefix)
+    def __init__(self, data_prefix: str = FASHION_MNIST_DIR, train_limit: int = 0, test_limit: int = 0,
+                 tree: FileTree | None = None):
+        tree = tree or _tree(data_prefix)
         self.classes = list(FASHION_MNIST_CLASSES)
         self.skipped: list[dict] = []
         self._splits = []
         limits = {"train": train_limit, "test": test_limit}
         for split, stem in self.SPLITS.items():
-            images_file = _idx_file(folder, f"{stem}-images-idx3-ubyte")
-            labels_file = _idx_file(folder, f"{stem}-labels-idx1-ubyte")
+            images_file = _idx_file(tree, f"{stem}-images-idx3-ubyte")
+            labels_file = _idx_file(tree, f"{stem}-labels-idx1-ubyte")
             if images_file is None or labels_file is None:
-                raise DataError(f"Fashion-MNIST folder {folder} lacks {stem}-images-idx3-ubyte[.gz] "
+                raise DataError(f"Fashion-MNIST folder {tree.root} lacks {stem}-images-idx3-ubyte[.gz] "
                                 f"or {stem}-labels-idx1-ubyte[.gz]")
-            images, labels = read_idx(images_file), read_idx(labels_file)
+            images_file, labels_file = tree.uri(images_file), tree.uri(labels_file)
+            images, labels = (read_idx(f, storage.read_bytes(f)) for f in (images_file, labels_file))
             if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
                 raise DataError(f"{images_file} ({images.shape}) and {labels_file} ({labels.shape}) "
                                 f"do not pair up as N x H x W images and N labels")
@@ -174,15 +257,14 @@ class ImageNet(RawSource):
 
     def __init__(self, data_prefix: str, ann_file: str | None = None, classes: list[str] | None = None,
                  split: str | None = None, test_fraction: float = 0.2, train_limit: int = 0,
-                 test_limit: int = 0):
-        self.data_prefix = Path(data_prefix)
-        if not self.data_prefix.is_dir():
-            raise DataError(f"dataset path not found: {data_prefix}")
+                 test_limit: int = 0, tree: FileTree | None = None):
+        self.tree = tree or _tree(data_prefix)
+        self.data_prefix = self.tree.root
         self.skipped: list[dict] = []
         if ann_file is None:
             items, self.classes = self._scan_folders(classes)
         else:
-            items, self.classes = self._read_list(Path(ann_file), classes)
+            items, self.classes = self._read_list(ann_file, classes)
         items = [(rel, label, split or holdout_split(rel, test_fraction)) for rel, label in sorted(items)]
         limits = {"train": train_limit, "test": test_limit}
         self._items = []
@@ -194,34 +276,38 @@ class ImageNet(RawSource):
 
     def _scan_folders(self, classes: list[str] | None) -> tuple[list[tuple[str, int]], list[str]]:
         if classes is None:
-            classes = sorted(d.name for d in self.data_prefix.iterdir() if d.is_dir() and not d.name.startswith("."))
+            classes = [d for d in self.tree.subdirs() if not d.startswith(".")]
         if not classes:
             raise DataError(f"no class folders in {self.data_prefix}: expected {self.data_prefix}/<class>/<image>")
         items = []
         for label, name in enumerate(classes):
-            folder = self.data_prefix / name
-            if not folder.is_dir():
-                continue
-            for path in sorted(folder.rglob("*")):
-                rel = path.relative_to(self.data_prefix).as_posix()
-                if not path.is_file() or any(part.startswith(".") for part in PurePosixPath(rel).parts):
+            for rel in self.tree.files_below(name):
+                if any(part.startswith(".") for part in PurePosixPath(rel).parts):
                     continue
-                if path.suffix.lower() not in IMG_EXTENSIONS:
-                    self.skipped.append({"input": rel, "reason": f"not an image file (extension {path.suffix!r})"})
+                suffix = PurePosixPath(rel).suffix
+                if suffix.lower() not in IMG_EXTENSIONS:
+                    self.skipped.append({"input": rel, "reason": f"not an image file (extension {suffix!r})"})
                     continue
                 items.append((rel, label))
         return items, list(classes)
 
-    def _read_list(self, ann_file: Path, classes: list[str] | None) -> tuple[list[tuple[str, int]], list[str]]:
-        if not ann_file.is_file():
+    def _read_list(self, ann_file: str, classes: list[str] | None) -> tuple[list[tuple[str, int]], list[str]]:
+        ann_name = ann_file.rstrip("/").rsplit("/", 1)[-1]
+        if storage.is_s3(ann_file):
+            if not storage.exists(ann_file):
+                raise DataError(f"dataset path not found: {ann_file}")
+            text = storage.read_text(ann_file)
+        elif not Path(ann_file).is_file():
             raise DataError(f"dataset path not found: {ann_file}")
+        else:
+            text = Path(ann_file).read_text(encoding="utf-8")
         entries = []
-        for lineno, line in enumerate(ann_file.read_text(encoding="utf-8").splitlines(), start=1):
+        for lineno, line in enumerate(text.splitlines(), start=1):
             if not line.strip():
                 continue
             rel, _, label = line.strip().rpartition(" ")
             if not rel or not label.lstrip("-").isdigit() or int(label) < 0:
-                self.skipped.append({"input": f"{ann_file.name}:{lineno}",
+                self.skipped.append({"input": f"{ann_name}:{lineno}",
                                      "reason": f"expected '<path> <label>', got {line.strip()!r}"})
                 continue
             entries.append((PurePosixPath(rel.strip()).as_posix(), int(label)))
@@ -231,7 +317,7 @@ class ImageNet(RawSource):
         for rel, label in entries:
             if label >= len(classes):
                 self.skipped.append({"input": rel, "reason": f"label {label} is outside the {len(classes)} classes"})
-            elif not (self.data_prefix / rel).is_file():
+            elif not self.tree.is_file(rel):
                 self.skipped.append({"input": rel, "reason": f"file not found under {self.data_prefix}"})
             else:
                 items.append((rel, label))
@@ -243,7 +329,7 @@ class ImageNet(RawSource):
     def iter_from(self, start: int = 0) -> Iterator[Entry]:
         for pos in range(start, len(self._items)):
             rel, label, split = self._items[pos]
-            yield pos, rel, (self.data_prefix / rel).read_bytes, label, split
+            yield pos, rel, self.tree.reader(rel), label, split
 
 
 def _names_from_folders(entries: list[tuple[str, int]]) -> list[str]:
@@ -302,92 +388,66 @@ def _merge_names(*class_lists: list[str]) -> list[str]:
     return merged
 
 
-def _sibling(folder: Path, *names: str) -> Path | None:
-    return next((folder / n for n in names if (folder / n).exists()), None)
-
-
-def _download_prefix(uri: str, local: Path) -> None:
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    try:
-        names = storage.listdir(uri)
-        for name in names:
-            storage.download(storage.join(uri, name), local / name)
-    except (BotoCoreError, ClientError) as err:
-        raise DataError(f"cannot read dataset {uri}: {err}") from err
-    if not names:
-        raise DataError(f"dataset path not found: {uri}")
+def _first(tree: FileTree, names: tuple[str, ...], kind: str) -> str | None:
+    test = tree.is_dir if kind == "dir" else tree.is_file
+    return next((n for n in names if test(n)), None)
 
 
 def source_from_uri(uri: str, *, train_limit: int = 0, test_limit: int = 0, test_fraction: float = 0.2,
-                    data_prefix: str | None = None, workdir: str | None = None):
-    """The raw source that `uri` names, with train/test splits assigned.
+                    data_prefix: str | None = None):
+    """The raw source that `uri` (a local path or an s3:// URI) names, with train/test splits assigned.
 
     - "fashion-mnist", or a folder holding IDX files: FashionMNIST;
     - a folder with `meta/train.txt` (the seed's ImageNet layout): list files under `train/`, `val/`;
     - a folder with `train/` and `val/` (or `test/`) class folders: those splits ('val' becomes 'test');
     - any other folder: class folders, with a stable `test_fraction` held out;
     - a `.txt` list file (data_prefix: its folder unless given); a sibling of `train.txt` named
-      `val.txt` / `test.txt` gives the test split;
-    - `s3://...`: the prefix (for a list file: its folder) is downloaded into `workdir` (a
-      temporary folder, kept as long as the returned source lives, if not given) first.
+      `val.txt` / `test.txt` gives the test split.
+    The folder is listed once; images are read one by one as the source is iterated.
     """
     uri = str(uri)
     limits = dict(train_limit=train_limit, test_limit=test_limit)
     if uri == "fashion-mnist":
         uri = FASHION_MNIST_DIR
-    if storage.is_s3(uri):
-        keep_alive = None
-        if workdir is None:
-            keep_alive = tempfile.TemporaryDirectory(prefix="ssl-source-")
-            workdir = keep_alive.name
-        is_list = uri.endswith(".txt")
-        prefix = uri.rstrip("/").rsplit("/", 1)[0] if is_list else uri.rstrip("/")
-        _download_prefix(prefix, Path(workdir))
-        local = Path(workdir) / uri.rsplit("/", 1)[1] if is_list else Path(workdir)
-        if is_list and not local.is_file():
+    if uri.endswith(".txt"):
+        folder, _, name = uri.rstrip("/").rpartition("/")
+        folder = folder or "."
+        if not (storage.exists(uri) if storage.is_s3(uri) else Path(uri).is_file()):
             raise DataError(f"dataset path not found: {uri}")
-        source = source_from_uri(str(local), test_fraction=test_fraction, data_prefix=data_prefix, **limits)
-        source.workdir = keep_alive
-        return source
-
-    path = Path(uri)
-    if not path.exists():
-        raise DataError(f"dataset path not found: {uri}")
-    if path.is_file():
-        if path.suffix != ".txt":
-            raise DataError(f"unsupported dataset file {uri}: expected a folder or a .txt list file")
-        prefix = data_prefix or str(path.parent)
-        other = _sibling(path.parent, "val.txt", "test.txt") if path.name == "train.txt" else None
+        tree = _tree(data_prefix or folder)
+        siblings = _tree(folder) if data_prefix else tree
+        other = _first(siblings, ("val.txt", "test.txt"), "file") if name == "train.txt" else None
         if other is None:
-            return ImageNet(prefix, ann_file=str(path), test_fraction=test_fraction, **limits)
-        train = ImageNet(prefix, ann_file=str(path), split="train", train_limit=train_limit)
-        test = ImageNet(prefix, ann_file=str(other), split="test", test_limit=test_limit)
+            return ImageNet(tree.root, ann_file=uri, test_fraction=test_fraction, tree=tree, **limits)
+        train = ImageNet(tree.root, ann_file=uri, split="train", train_limit=train_limit, tree=tree)
+        test = ImageNet(tree.root, ann_file=siblings.uri(other), split="test", test_limit=test_limit, tree=tree)
         return SplitSources([train, test], ["", ""], _merge_names(train.classes, test.classes))
-    if has_idx_files(path):
-        return FashionMNIST(str(path), **limits)
+    if not storage.is_s3(uri) and Path(uri).is_file():
+        raise DataError(f"unsupported dataset file {uri}: expected a folder or a .txt list file")
+    tree = _tree(uri)
+    if has_idx_files(tree):
+        return FashionMNIST(tree.root, tree=tree, **limits)
 
-    meta_train = path / "meta" / "train.txt"
-    if meta_train.is_file() and (path / "train").is_dir():
-        sources, prefixes = [ImageNet(str(path / "train"), ann_file=str(meta_train), split="train",
-                                      train_limit=train_limit)], ["train/"]
+    if tree.is_file("meta/train.txt") and tree.is_dir("train"):
+        sources = [ImageNet(tree.uri("train"), ann_file=tree.uri("meta/train.txt"), split="train",
+                            train_limit=train_limit, tree=tree.sub("train"))]
+        prefixes = ["train/"]
         for name in ("val", "test"):
-            if (path / "meta" / f"{name}.txt").is_file() and (path / name).is_dir():
-                sources.append(ImageNet(str(path / name), ann_file=str(path / "meta" / f"{name}.txt"),
-                                        split="test", test_limit=test_limit))
+            if tree.is_file(f"meta/{name}.txt") and tree.is_dir(name):
+                sources.append(ImageNet(tree.uri(name), ann_file=tree.uri(f"meta/{name}.txt"), split="test",
+                                        test_limit=test_limit, tree=tree.sub(name)))
                 prefixes.append(f"{name}/")
                 break
         return SplitSources(sources, prefixes, _merge_names(*(s.classes for s in sources)))
 
-    test_dir = _sibling(path, "val", "test")
-    if (path / "train").is_dir() and test_dir is not None and test_dir.is_dir():
-        dirs = [path / "train", test_dir]
-        classes = sorted({d.name for folder in dirs for d in folder.iterdir()
-                          if d.is_dir() and not d.name.startswith(".")})
-        train = ImageNet(str(dirs[0]), classes=classes, split="train", train_limit=train_limit)
-        test = ImageNet(str(dirs[1]), classes=classes, split="test", test_limit=test_limit)
-        return SplitSources([train, test], ["train/", f"{test_dir.name}/"], classes)
-    return ImageNet(str(path), test_fraction=test_fraction, **limits)
+    test_dir = _first(tree, ("val", "test"), "dir")
+    if tree.is_dir("train") and test_dir is not None:
+        trees = [tree.sub("train"), tree.sub(test_dir)]
+        classes = sorted({d for t in trees for d in t.subdirs() if not d.startswith(".")})
+        train = ImageNet(trees[0].root, classes=classes, split="train", train_limit=train_limit, tree=trees[0])
+        test = ImageNet(trees[1].root, classes=classes, split="test", test_limit=test_limit, tree=trees[1])
+        return SplitSources([train, test], ["train/", f"{test_dir}/"], classes)
+    return ImageNet(tree.root, test_fraction=test_fraction, tree=tree, **limits)
 
 
 def load_manifest(root: str) -> dict:
