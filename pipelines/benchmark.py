@@ -14,11 +14,12 @@ from components.extract import extract
 from components.knn import knn
 from components.report import report
 from pipelines.object_storage import use_object_storage
+from pipelines.resources import on_gpus
 
 
-def _evaluate(dataset, backbone, knn_ks, history_uri) -> None:
+def _evaluate(dataset, backbone, knn_ks, knn_gpus, history_uri) -> None:
     """Every benchmark stage of a backbone: kNN, then the report (and its line in the trend file)."""
-    bench = knn(dataset=dataset, backbone=backbone, ks=knn_ks)
+    bench = on_gpus(knn(dataset=dataset, backbone=backbone, ks=knn_ks), knn_gpus)
     summary = report(knn_result=bench.outputs["result"], dataset=dataset, history=history_uri)
     use_object_storage(bench, summary)
 
@@ -30,6 +31,7 @@ def benchmark(
     checkpoint_uri: str = "",
     backbone_uri: str = "",
     knn_ks: list = [10, 20, 100, 200],
+    knn_gpus: int = 0,
     history_uri: str = "",
 ):
     # Each branch runs the benchmark stages itself: kfp.local does not resolve a dsl.OneOf of artifacts.
@@ -40,11 +42,11 @@ def benchmark(
         checkpoint.set_display_name("import-checkpoint")
         weights = extract(checkpoint=checkpoint.output)
         use_object_storage(weights)
-        _evaluate(data.output, weights.outputs["backbone"], knn_ks, history_uri)
+        _evaluate(data.output, weights.outputs["backbone"], knn_ks, knn_gpus, history_uri)
     with dsl.Else(name="from-backbone"):
         given = dsl.importer(artifact_uri=backbone_uri, artifact_class=Model, reimport=False)
         given.set_display_name("import-backbone")
-        _evaluate(data.output, given.output, knn_ks, history_uri)
+        _evaluate(data.output, given.output, knn_ks, knn_gpus, history_uri)
 
 
 def check_arguments(arguments: dict) -> None:

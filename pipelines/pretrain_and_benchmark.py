@@ -10,6 +10,7 @@ from components.prep import prep
 from components.pretrain import pretrain
 from components.report import report
 from pipelines.object_storage import use_object_storage
+from pipelines.resources import on_gpus
 
 DEFAULT_CONFIG = "selfsup/mocov2/mocov2_resnet18-w16_1xb64-coslr-10e_fmnist.py"
 
@@ -27,13 +28,14 @@ def pretrain_and_benchmark(
     num_workers: int = 1,
     gpus_per_worker: int = 1,
     knn_ks: list = [10, 20, 100, 200],
+    knn_gpus: int = 0,
     history_uri: str = "",
 ) -> Artifact:
     data = prep(source=source, train_limit=train_limit, test_limit=test_limit).set_display_name("prep")
     train = pretrain(config=config, dataset=data.outputs["dataset"], cfg_options=cfg_options, launcher=launcher,
                      nproc=nproc, num_workers=num_workers, gpus_per_worker=gpus_per_worker, image=TRAINING_IMAGE)
     weights = extract(checkpoint=train.outputs["checkpoint"])
-    bench = knn(dataset=data.outputs["dataset"], backbone=weights.outputs["backbone"], ks=knn_ks)
+    bench = on_gpus(knn(dataset=data.outputs["dataset"], backbone=weights.outputs["backbone"], ks=knn_ks), knn_gpus)
     summary = report(knn_result=bench.outputs["result"], checkpoint=train.outputs["checkpoint"],
                      dataset=data.outputs["dataset"], history=history_uri)
     use_object_storage(data, train, weights, bench, summary)

@@ -129,6 +129,18 @@ def test_the_pipeline_gives_pretrain_its_own_image_and_the_object_storage_secret
     assert inputs["namespace"].default == ""  # the pod's own
 
 
+@pytest.mark.parametrize("name", ["pretrain_and_benchmark", "benchmark"])
+def test_knn_asks_for_the_gpus_of_the_knn_gpus_parameter_and_cpus_by_default(name):
+    spec, _ = documents(COMPILED / f"{name}.yaml")
+    assert spec["root"]["inputDefinitions"]["parameters"]["knn_gpus"]["defaultValue"] == 0
+    knn_executors = [e for key, e in spec["deploymentSpec"]["executors"].items() if key.startswith("exec-knn")]
+    assert knn_executors
+    for executor in knn_executors:
+        assert executor["container"]["resources"]["accelerator"] == {
+            "resourceCount": "{{$.inputs.parameters['pipelinechannel--knn_gpus']}}",
+            "resourceType": "nvidia.com/gpu", "type": "nvidia.com/gpu"}
+
+
 def test_pytorchjob_namespace_is_the_pods_own_else_kubeflow(tmp_path):
     ns = tmp_path / "namespace"
     ns.write_text("kubeflow-user-example-com\n")
@@ -343,8 +355,9 @@ def test_a_pretrain_parameter_reruns_pretrain_and_what_follows_but_not_prep(full
     assert rerun(full_pipeline, change) == ["extract", "knn", "pretrain", "report"]
 
 
-def test_a_knn_parameter_reruns_only_knn_and_the_report(full_pipeline):
-    assert rerun(full_pipeline, {"knn_ks": [10, 20]}) == ["knn", "report"]
+@pytest.mark.parametrize("change", [{"knn_ks": [10, 20]}, {"knn_gpus": 1}])
+def test_a_knn_parameter_reruns_only_knn_and_the_report(full_pipeline, change):
+    assert rerun(full_pipeline, change) == ["knn", "report"]
 
 
 @pytest.mark.parametrize("change", [{"source": "s3://ssl-lib/raw/other"}, {"train_limit": 500}])

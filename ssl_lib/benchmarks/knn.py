@@ -18,6 +18,8 @@ def knn_classify(train_feats: np.ndarray, train_labels: np.ndarray, test_feats: 
     train = np.ascontiguousarray(l2_normalize(train_feats.astype(np.float32)))
     test = np.ascontiguousarray(l2_normalize(test_feats.astype(np.float32)))
     index = faiss.IndexFlatIP(train.shape[1])
+    if hasattr(faiss, "index_cpu_to_all_gpus") and faiss.get_num_gpus() > 0:  # faiss-gpu (the bench image)
+        index = faiss.index_cpu_to_all_gpus(index)
     index.add(train)
     kmax = min(max(ks), len(train))
     sims, idx = index.search(test, kmax)

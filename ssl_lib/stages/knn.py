@@ -10,15 +10,15 @@ import sys
 import numpy as np
 
 from .. import storage
-from ..benchmarks.features import (build_backbone, eval_dataset, extract_features, load_backbone,
-                                   load_backbone_meta)
+from ..benchmarks.features import (RAW_PIXELS_MAX_SIDE, build_backbone, eval_dataset, extract_features,
+                                   load_backbone, load_backbone_meta)
 from ..benchmarks.knn import knn_classify
 from ..errors import ConfigError
 from ._cli import run_cli
 
 
 def knn(dataset: str, backbone: str, output: str, ks: list[int] | None = None, temperature: float = 0.07,
-        baselines: bool = True, batch_size: int = 256) -> dict:
+        baselines: bool = True, batch_size: int = 256, workers: int | None = None) -> dict:
     ks = sorted(int(k) for k in (ks or [10, 20, 100, 200]))
     if not ks or ks[0] <= 0:
         raise ConfigError(f"knn: ks must be positive integers, got {ks}")
@@ -33,8 +33,10 @@ def knn(dataset: str, backbone: str, output: str, ks: list[int] | None = None, t
         models["raw_pixels"] = None
     results, features = {}, {}
     for name, model in models.items():
-        train_f, train_y = extract_features(model, train_ds, batch_size=batch_size, desc=f"{name} train")
-        test_f, test_y = extract_features(model, test_ds, batch_size=batch_size, desc=f"{name} test")
+        train_f, train_y = extract_features(model, train_ds, batch_size=batch_size, desc=f"{name} train",
+                                            num_workers=workers)
+        test_f, test_y = extract_features(model, test_ds, batch_size=batch_size, desc=f"{name} test",
+                                          num_workers=workers)
         results[name] = knn_classify(train_f["avgpool"], train_y, test_f["avgpool"], test_y, ks, temperature,
                                      num_classes)
         features[name] = (train_f["avgpool"], train_y, test_f["avgpool"], test_y)
@@ -42,7 +44,7 @@ def knn(dataset: str, backbone: str, output: str, ks: list[int] | None = None, t
 
     metrics = {"ks": ks, "temperature": temperature, "num_train": len(train_ds), "num_test": len(test_ds),
                "backbone_sha256": meta["sha256"], "algorithm": meta["algorithm"], "epoch": meta["epoch"],
-               "results": results}
+               "raw_pixels_max_side": RAW_PIXELS_MAX_SIDE, "results": results}
     if "random_init" in results:
         k = 20 if 20 in ks else ks[0]
         metrics["margin_over_random_init"] = {
@@ -65,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--temperature", type=float, default=0.07)
     p.add_argument("--no-baselines", dest="baselines", action="store_false")
     p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--workers", type=int, default=None,
+                   help="image-decoding processes (default: up to 8 on a GPU, none on a CPU)")
     return p
 
 
