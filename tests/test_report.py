@@ -39,3 +39,20 @@ def test_trend_keeps_one_line_per_backbone_and_shows_earlier_runs(tmp_path):
     assert [(e["backbone_sha256"][0], e["top1"]) for e in lines] == [("a", 0.79), ("b", 0.81)]
     md = (tmp_path / "r2" / "report.md").read_text()
     assert "| 1 | MoCo | 10 | 79.00 | +4.00 |" in md and "| 2 (this run) | MoCo | 10 | 81.00 | +6.00 |" in md
+
+
+def test_the_report_names_the_skipped_inputs_with_their_reasons(tmp_path):
+    dataset = tmp_path / "ds"
+    dataset.mkdir()
+    skipped = [{"input": f"cat/{i}.jpg", "reason": "cannot decode image: truncated"} for i in range(12)]
+    (dataset / "manifest.json").write_text(json.dumps(
+        {"source": "/data/pets", "num_classes": 2, "counts": {"train": 8, "test": 2}, "skipped": skipped}))
+    report(knn=_knn_dir(tmp_path, "knn", "a" * 64, 0.79), output=str(tmp_path / "r"), dataset=str(dataset))
+    md = (tmp_path / "r" / "report.md").read_text()
+    assert "12 inputs skipped:" in md and "- `cat/0.jpg`: cannot decode image: truncated" in md
+    assert "- `cat/10.jpg`" not in md and "... and 2 more (the dataset's manifest.json lists them all)" in md
+
+    (dataset / "manifest.json").write_text(json.dumps(
+        {"source": "/data/pets", "num_classes": 2, "counts": {"train": 8, "test": 2}, "skipped": skipped[:1]}))
+    report(knn=_knn_dir(tmp_path, "knn2", "a" * 64, 0.79), output=str(tmp_path / "r2"), dataset=str(dataset))
+    assert "1 input skipped:" in (tmp_path / "r2" / "report.md").read_text()

@@ -75,6 +75,9 @@ def trend_table(entries: list[dict], k: int, last: int = 10) -> str:
     return "\n".join(lines)
 
 
+SKIPPED_SHOWN = 10
+
+
 def report(knn: str, output: str, pretrain: str = "", dataset: str = "", title: str = "SSL benchmark report",
            history: str = "") -> dict:
     knn_metrics = _read_json(storage.join(knn, "metrics.json"), "kNN metrics")
@@ -87,8 +90,14 @@ def report(knn: str, output: str, pretrain: str = "", dataset: str = "", title: 
 
     md = [f"# {title}", ""]
     if dataset_info:
+        skipped = manifest.get("skipped", [])
         md += [f"Dataset: `{dataset_info.get('source')}`, {dataset_info.get('num_classes')} classes, "
-               f"counts {json.dumps(dataset_info.get('counts'))}, {dataset_info.get('num_skipped', 0)} inputs skipped.", ""]
+               f"counts {json.dumps(dataset_info.get('counts'))}, {len(skipped)} input"
+               f"{'' if len(skipped) == 1 else 's'} skipped{':' if skipped else '.'}", ""]
+        md += [f"- `{s['input']}`: {s['reason']}" for s in skipped[:SKIPPED_SHOWN]]
+        if len(skipped) > SKIPPED_SHOWN:
+            md += [f"- ... and {len(skipped) - SKIPPED_SHOWN} more (the dataset's manifest.json lists them all)"]
+        md += [""] if skipped else []
     if pretrain_metrics:
         md += [f"Pretraining: {pretrain_metrics.get('epochs')} epochs, {pretrain_metrics.get('iterations')} "
                f"iterations on {pretrain_metrics.get('world_size')} process(es), final loss "
