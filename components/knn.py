@@ -6,14 +6,14 @@ from components.images import BENCHMARK_IMAGE
 
 @dsl.component(base_image=BENCHMARK_IMAGE, install_kfp_package=False)
 def knn(dataset: Input[Dataset], backbone: Input[Model], result: Output[Artifact], metrics: Output[Metrics],
-        ks: list = [10, 20, 100, 200], temperature: float = 0.07, baselines: bool = True):
+        ks: list = [10, 20, 100, 200], temperature: float = 0.07, baselines: bool = True, gpus: int = 0):
     """Weighted kNN (faiss) of the frozen backbone, with random-init and raw-pixel baselines."""
     import json
 
     from ssl_lib.stages.knn import knn as run
 
     out = run(dataset=dataset.path, backbone=backbone.path, output=result.path, ks=ks,
-              temperature=temperature, baselines=baselines)
+              temperature=temperature, baselines=baselines, gpus=gpus)
     for name, res in out["results"].items():
         for k, top1 in res["top1"].items():
             metrics.log_metric(f"{name}_top1_k{k}", round(100 * top1, 2))

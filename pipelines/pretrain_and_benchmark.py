@@ -35,7 +35,8 @@ def pretrain_and_benchmark(
     train = pretrain(config=config, dataset=data.outputs["dataset"], cfg_options=cfg_options, launcher=launcher,
                      nproc=nproc, num_workers=num_workers, gpus_per_worker=gpus_per_worker, image=TRAINING_IMAGE)
     weights = extract(checkpoint=train.outputs["checkpoint"])
-    bench = on_gpus(knn(dataset=data.outputs["dataset"], backbone=weights.outputs["backbone"], ks=knn_ks), knn_gpus)
+    bench = on_gpus(knn(dataset=data.outputs["dataset"], backbone=weights.outputs["backbone"], ks=knn_ks,
+                    gpus=knn_gpus), knn_gpus)
     summary = report(knn_result=bench.outputs["result"], checkpoint=train.outputs["checkpoint"],
                      dataset=data.outputs["dataset"], history=history_uri)
     use_object_storage(data, train, weights, bench, summary)

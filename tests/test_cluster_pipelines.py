@@ -2,7 +2,9 @@
 Secret on every stage, digest-pinned images, submit / schedule against a fake KFP client, the kfp
 CLI's `run submit` spelling, and which stages a changed parameter makes KFP compute again."""
 import difflib
+import json
 import os
+import re
 import subprocess
 import sys
 import types
@@ -139,6 +141,24 @@ def test_knn_asks_for_the_gpus_of_the_knn_gpus_parameter_and_cpus_by_default(nam
         assert executor["container"]["resources"]["accelerator"] == {
             "resourceCount": "{{$.inputs.parameters['pipelinechannel--knn_gpus']}}",
             "resourceType": "nvidia.com/gpu", "type": "nvidia.com/gpu"}
+
+
+@pytest.mark.parametrize("name", ["pretrain_and_benchmark", "benchmark"])
+def test_every_parameter_a_task_reads_is_defined_where_the_task_runs(name):
+    """KFP resolves a task's inputs in its enclosing DAG (a dsl.If branch is one): a parameter that
+    DAG does not define fails the run on the cluster, and kfp.local says so only when it gets there."""
+    spec, _ = documents(COMPILED / f"{name}.yaml")
+    dags = {"root": spec["root"], **{k: c for k, c in spec["components"].items() if "dag" in c}}
+    for dag_name, comp in dags.items():
+        defined = set(comp.get("inputDefinitions", {}).get("parameters", {}))
+        for task_name, task in comp["dag"]["tasks"].items():
+            params = task.get("inputs", {}).get("parameters", {})
+            for key, value in params.items():
+                source = value.get("componentInputParameter")
+                assert source is None or source in defined, f"{dag_name}/{task_name}.{key} reads undefined {source}"
+            for value in params.values():
+                for ref in re.findall(r"inputs\.parameters\['([^']+)'\]", json.dumps(value)):
+                    assert ref in params, f"{dag_name}/{task_name} refers to {ref}, which it does not take"
 
 
 def test_pytorchjob_namespace_is_the_pods_own_else_kubeflow(tmp_path):

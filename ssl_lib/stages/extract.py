@@ -3,6 +3,11 @@
 The weights are the backbone's own state dict (keys as in torchvision's ResNet), so they load into
 the backbone alone; the JSON records the algorithm, the backbone config, the evaluation pipeline,
 the source checkpoint and the sha256 of both files.
+
+Checkpoints from elsewhere work too, given `--config` (the config whose `model.backbone` they fit):
+an MMSelfSup checkpoint (`state_dict` with `backbone.*` keys), or bare backbone weights such as
+torchvision's (`module.` prefixes and a classifier `fc.*` are dropped). They are loaded with
+`weights_only=True` and must fit the backbone exactly.
 """
 from __future__ import annotations
 
@@ -15,7 +20,8 @@ import sys
 import torch
 
 from .. import storage
-from ..benchmarks.features import DEFAULT_EVAL_PIPELINE, config_from_text
+from ..benchmarks.features import DEFAULT_EVAL_PIPELINE, build_backbone, config_from_text
+from ..config import load_config
 from ..engine.checkpoint import newest
 from ..errors import DataError
 from ._cli import run_cli
@@ -32,7 +38,31 @@ def _checkpoint_uri(checkpoint: str) -> str:
     return newest(checkpoint) or artifact
 
 
-def extract(checkpoint: str, output: str) -> dict:
+def _backbone_weights(state: dict, uri: str) -> dict:
+    """The backbone's tensors of a checkpoint: `backbone.*` of a whole model, else all but a classifier."""
+    tensors = state.get("state_dict", state.get("model", state))
+    if not isinstance(tensors, dict):
+        raise DataError(f"{uri}: no state dict found (looked at 'state_dict', 'model' and the top level)")
+    tensors = {k.removeprefix("module."): v for k, v in tensors.items() if isinstance(v, torch.Tensor)}
+    if any(k.startswith("backbone.") for k in tensors):
+        return {k.removeprefix("backbone."): v for k, v in tensors.items() if k.startswith("backbone.")}
+    return {k: v for k, v in tensors.items() if not k.startswith("fc.")}
+
+
+def _check_fit(backbone_cfg: dict, weights: dict, uri: str) -> None:
+    model = build_backbone(backbone_cfg)
+    expected, given = set(model.state_dict()), set(weights)
+    missing, unexpected = sorted(expected - given), sorted(given - expected)
+    if missing or unexpected:
+        raise DataError(f"{uri} does not fit backbone {backbone_cfg.get('type')} (depth {backbone_cfg.get('depth')}): "
+                        f"{len(missing)} missing keys {missing[:4]}, {len(unexpected)} unexpected keys {unexpected[:4]}")
+    try:
+        model.load_state_dict(weights, strict=True)
+    except RuntimeError as err:
+        raise DataError(f"{uri} does not fit backbone {backbone_cfg.get('type')}: {str(err).splitlines()[-1].strip()}") from err
+
+
+def extract(checkpoint: str, output: str, config: str = "", cfg_options: list[str] | None = None) -> dict:
     uri = _checkpoint_uri(checkpoint)
     if not storage.exists(uri):
         raise DataError(f"checkpoint not found: {uri}")
@@ -41,18 +71,29 @@ def extract(checkpoint: str, output: str) -> dict:
         state = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
     except Exception as err:  # unpickling refuses anything but tensors and plain containers
         raise DataError(f"{uri} is not a loadable checkpoint (weights_only=True): {err}") from err
-    if "state_dict" not in state or "meta" not in state:
-        raise DataError(f"{uri} has no 'state_dict'/'meta': not a checkpoint written by ssl_lib's engine")
-    weights = {k.removeprefix("backbone."): v for k, v in state["state_dict"].items() if k.startswith("backbone.")}
+    if not isinstance(state, dict):
+        raise DataError(f"{uri} holds a {type(state).__name__}, not a checkpoint or state dict")
+    meta = state.get("meta") if isinstance(state.get("meta"), dict) else {}
+    ours = "state_dict" in state and "config" in meta and "algorithm" in meta
+    if config:
+        cfg = load_config(config, cfg_options or [])
+    elif ours:
+        cfg = config_from_text(meta["config"])
+    else:
+        raise DataError(f"{uri} was not written by ssl_lib's engine: give --config, a config whose model.backbone "
+                        f"these weights fit (e.g. selfsup/mocov2/mocov2_resnet50_8xb32-coslr-200e_in1k.py)")
+    weights = _backbone_weights(state, uri)
     if not weights:
         raise DataError(f"{uri}: the model has no 'backbone.*' parameters")
-    cfg = config_from_text(state["meta"]["config"])
+    backbone_cfg = cfg.model.backbone.to_dict()
+    if not ours or config:
+        _check_fit(backbone_cfg, weights, uri)
     buf = io.BytesIO()
     torch.save(weights, buf)
     meta = {
-        "algorithm": state["meta"]["algorithm"],
-        "epoch": state["meta"]["epoch"],
-        "backbone": cfg.model.backbone.to_dict(),
+        "algorithm": meta["algorithm"] if ours else "external",
+        "epoch": meta.get("epoch"),
+        "backbone": backbone_cfg,
         "eval_pipeline": cfg.to_dict().get("eval_pipeline", DEFAULT_EVAL_PIPELINE),
         "source_checkpoint": uri,
         "source_sha256": hashlib.sha256(raw).hexdigest(),
@@ -71,6 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", required=True, help="pretrain artifact folder or a .pth (local or s3://)")
     p.add_argument("--output", required=True, help="folder or s3:// URI for backbone.pth + backbone.json")
+    p.add_argument("--config", default="",
+                   help="for a checkpoint from elsewhere: a config whose model.backbone its weights fit")
+    p.add_argument("--cfg-options", nargs="*", default=[], metavar="KEY=VALUE")
     return p
 
 

@@ -18,10 +18,15 @@ from ._cli import run_cli
 
 
 def knn(dataset: str, backbone: str, output: str, ks: list[int] | None = None, temperature: float = 0.07,
-        baselines: bool = True, batch_size: int = 256, workers: int | None = None) -> dict:
+        baselines: bool = True, batch_size: int = 256, workers: int | None = None, gpus: int = 0) -> dict:
     ks = sorted(int(k) for k in (ks or [10, 20, 100, 200]))
     if not ks or ks[0] <= 0:
         raise ConfigError(f"knn: ks must be positive integers, got {ks}")
+    import torch
+
+    if gpus and torch.cuda.device_count() < gpus:
+        raise ConfigError(f"knn: {gpus} GPU(s) requested but {torch.cuda.device_count()} visible "
+                          f"(is the step on a GPU node, in the CUDA image?)")
     meta = load_backbone_meta(backbone)
     pipeline = meta.get("eval_pipeline")
     train_ds, test_ds = eval_dataset(dataset, "train", pipeline), eval_dataset(dataset, "test", pipeline)
@@ -67,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--temperature", type=float, default=0.07)
     p.add_argument("--no-baselines", dest="baselines", action="store_false")
     p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--gpus", type=int, default=0, help="GPUs the step was given; fail early if fewer are visible")
     p.add_argument("--workers", type=int, default=None,
                    help="image-decoding processes (default: up to 8 on a GPU, none on a CPU)")
     return p

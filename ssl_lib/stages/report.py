@@ -71,7 +71,7 @@ def trend_table(entries: list[dict], k: int, last: int = 10) -> str:
     for n, e in enumerate(entries[-last:], max(1, len(entries) - last + 1)):
         margin = f"{100 * e['margin']:+.2f}" if e.get("margin") is not None else "-"
         lines.append(f"| {n}{' (this run)' if e is entries[-1] else ''} | {e.get('algorithm', '-')} | "
-                     f"{e.get('epochs', '-')} | {100 * e['top1']:.2f} | {margin} |")
+                     f"{'-' if e.get('epochs') is None else e['epochs']} | {100 * e['top1']:.2f} | {margin} |")
     return "\n".join(lines)
 
 
