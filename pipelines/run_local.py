@@ -47,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     if margin:
         print(f"margin over random init at k={margin['k']}: {100 * margin['top1']:+.2f} points")
     print(f"report:  {report_dir / 'report.md'}")
+    print(f"html:    {report_dir / 'report.html'}")
     print(f"metrics: {report_dir / 'metrics.json'}")
     print(f"pipeline finished in {time.time() - start:.0f} s")
     return 0

@@ -30,6 +30,7 @@ def test_pipeline_runs_end_to_end_through_kfp_local_and_second_run_is_cached(tmp
     assert all(0.0 <= v <= 1.0 for v in results["pretrained"]["top1"].values())
     assert metrics["pretrain"]["epochs"] == 2 and metrics["dataset"]["counts"] == {"train": 64, "test": 40}
     assert "| raw pixels |" in report_md.read_text()
+    assert "<td>raw pixels</td>" in (report_md.parent / "report.html").read_text()
 
     second = _run(tmp_path)
     assert second.returncode == 0, second.stderr[-3000:]

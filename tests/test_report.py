@@ -56,3 +56,18 @@ def test_the_report_names_the_skipped_inputs_with_their_reasons(tmp_path):
         {"source": "/data/pets", "num_classes": 2, "counts": {"train": 8, "test": 2}, "skipped": skipped[:1]}))
     report(knn=_knn_dir(tmp_path, "knn2", "a" * 64, 0.79), output=str(tmp_path / "r2"), dataset=str(dataset))
     assert "1 input skipped:" in (tmp_path / "r2" / "report.md").read_text()
+
+
+def test_the_html_page_is_self_contained_and_escapes_what_it_shows(tmp_path):
+    dataset = tmp_path / "ds"
+    dataset.mkdir()
+    (dataset / "manifest.json").write_text(json.dumps(
+        {"source": "/data/<pets>", "num_classes": 2, "counts": {"train": 8, "test": 2},
+         "skipped": [{"input": "a<b>.jpg", "reason": "cannot decode image: <script>"}]}))
+    report(knn=_knn_dir(tmp_path, "knn", "a" * 64, 0.79), output=str(tmp_path / "r"), dataset=str(dataset))
+    page = (tmp_path / "r" / "report.html").read_text()
+    assert page.startswith("<!DOCTYPE html>") and "<h1>SSL benchmark report</h1>" in page
+    assert "<tr><td>pretrained backbone</td><td class=num>80.00</td><td class=num>79.00</td></tr>" in page
+    assert "<strong>+4.00</strong>" in page and '<img src="data:image/png;base64,iVBOR' in page
+    assert "<script>" not in page and "&lt;script&gt;" in page and "<code>a&lt;b&gt;.jpg</code>" in page
+    assert "<code>/data/&lt;pets&gt;</code>" in page

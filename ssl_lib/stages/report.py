@@ -1,9 +1,13 @@
 """Stage `report`: every figure of the run in `metrics.json`, and `report.md` beside it with the
-kNN table (pretrained backbone against its baselines) and a plot."""
+kNN table (pretrained backbone against its baselines) and a plot; `report.html` is the same page,
+self-contained (the plot inlined), for the KFP UI's HTML viewer and for browsers."""
 from __future__ import annotations
 
 import argparse
+import base64
+import html
 import json
+import re
 import sys
 
 from .. import storage
@@ -48,6 +52,57 @@ def _plot(knn: dict, path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def _inline(text: str) -> str:
+    text = html.escape(text, quote=False)
+    text = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", text)
+    return re.sub(r"`(.+?)`", r"<code>\1</code>", text)
+
+
+def markdown_to_html(md: str, title: str, images: dict[str, bytes]) -> str:
+    """The subset of Markdown this report writes (headings, paragraphs, tables, lists, images,
+    bold, code) as one HTML page; images named in `images` are inlined as data URIs."""
+    body, table, items = [], [], []
+
+    def flush() -> None:
+        if table:
+            header, *rows = [[c.strip() for c in r.strip("|").split("|")] for r in table
+                             if not re.fullmatch(r"\|[\s:|-]+\|", r)]
+            cell = lambda c, tag: (f"<{tag} class=num>" if re.fullmatch(r"[+-]?[\d.]+", c)  # noqa: E731
+                                   else f"<{tag}>") + _inline(c) + f"</{tag}>"
+            body.append("<table><tr>" + "".join(cell(c, "th") for c in header) + "</tr>"
+                        + "".join("<tr>" + "".join(cell(c, "td") for c in r) + "</tr>" for r in rows) + "</table>")
+            table.clear()
+        if items:
+            body.append("<ul>" + "".join(f"<li>{_inline(i)}</li>" for i in items) + "</ul>")
+            items.clear()
+
+    for line in md.splitlines():
+        if line.startswith("|"):
+            table.append(line)
+            continue
+        if line.startswith("- "):
+            items.append(line[2:])
+            continue
+        flush()
+        heading, image = re.fullmatch(r"(#{1,6}) (.*)", line), re.fullmatch(r"!\[(.*)\]\((.*)\)", line)
+        if heading:
+            n = len(heading.group(1))
+            body.append(f"<h{n}>{_inline(heading.group(2))}</h{n}>")
+        elif image:
+            name = image.group(2)
+            src = (f"data:image/png;base64,{base64.b64encode(images[name]).decode()}" if name in images
+                   else html.escape(name))
+            body.append(f'<p><img src="{src}" alt="{html.escape(image.group(1))}"></p>')
+        elif line.strip():
+            body.append(f"<p>{_inline(line)}</p>")
+    flush()
+    style = ("body{font-family:sans-serif;max-width:60em;margin:2em auto;padding:0 1em}"
+             "table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:.3em .6em}"
+             ".num{text-align:right}code{background:#f4f4f4;padding:0 .2em}")
+    return (f"<!DOCTYPE html>\n<html><head><meta charset=utf-8><title>{html.escape(title)}</title>"
+            f"<style>{style}</style></head>\n<body>\n" + "\n".join(body) + "\n</body></html>\n")
 
 
 def update_history(history: str, entry: dict) -> list[dict]:
@@ -121,8 +176,11 @@ def report(knn: str, output: str, pretrain: str = "", dataset: str = "", title: 
     with storage.publish_dir(output) as staging:
         _plot(knn_metrics, staging / "knn.png")
         (staging / "report.md").write_text("\n".join(md))
+        (staging / "report.html").write_text(
+            markdown_to_html("\n".join(md), title, {"knn.png": (staging / "knn.png").read_bytes()}))
         (staging / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    return {"report": storage.join(output, "report.md"), "metrics": storage.join(output, "metrics.json"),
+    return {"report": storage.join(output, "report.md"), "html": storage.join(output, "report.html"),
+            "metrics": storage.join(output, "metrics.json"),
             "knn_top1_k20": knn_metrics["results"]["pretrained"]["top1"].get("20")}
 
 
