@@ -23,7 +23,8 @@ $(VENV)/.installed: pyproject.toml
 $(FMNIST_DIR):
 	@if command -v apt-get >/dev/null 2>&1; then \
 	  (apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 || \
-	   (apt-get update -q >/dev/null && apt-get install -y -q dataset-fashion-mnist >/dev/null)); \
+	   (apt-get update -q >/dev/null && apt-get install -y -q dataset-fashion-mnist >/dev/null)) || \
+	  { echo "could not install Debian's dataset-fashion-mnist (run as root, or put its IDX files in $(FMNIST_DIR), or run with DATA=<folder>)" >&2; exit 1; }; \
 	else echo "apt-get not found: put Fashion-MNIST's IDX files in $(FMNIST_DIR) or run with DATA=<folder>"; fi
 
 setup: $(VENV)/.installed $(FMNIST_DIR)
