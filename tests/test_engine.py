@@ -34,7 +34,7 @@ def test_checkpoint_holds_whole_state_and_loads_with_weights_only(fmnist_tiny, t
     metrics = train(TINY_CONFIG, fmnist_tiny, str(tmp_path), ["runner.max_epochs=1"])
     assert metrics["iterations"] == 4  # 64 images / batch 16
     state = torch.load(tmp_path / "epoch_1.pth", weights_only=True)
-    assert set(state) == {"meta", "state_dict", "optimizer", "rng"}
+    assert set(state) == {"meta", "state_dict", "optimizer", "scaler", "rng"}
     assert state["meta"]["epoch"] == 1 and state["meta"]["algorithm"] == "MoCo"
     assert "queue" in state["state_dict"] and state["optimizer"]["state"]
     assert checkpoint.newest(str(tmp_path)).endswith("epoch_1.pth")

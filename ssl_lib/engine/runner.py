@@ -20,19 +20,10 @@ from ..errors import ConfigError
 from ..models.utils import revert_sync_batchnorm
 from ..registry import ALGORITHMS, DATASETS, HOOKS, build
 from . import checkpoint, dist
+from .optimizer import OptimizerStep, build_optimizer
 from .schedules import lr_at
 
 log = logging.getLogger("ssl_lib.train")
-
-
-def build_optimizer(cfg: dict, model: torch.nn.Module) -> torch.optim.Optimizer:
-    cfg = dict(cfg)
-    name = cfg.pop("type", "SGD")
-    cls = getattr(torch.optim, name, None)
-    if cls is None:
-        raise ConfigError(f"optimizer.type {name!r} is not a torch.optim optimizer")
-    params = [p for p in model.parameters() if p.requires_grad]
-    return cls(params, **cfg)
 
 
 def _setup_logging(log_file: Path) -> None:
@@ -82,6 +73,8 @@ class EpochRunner:
         else:
             self.model = self.algorithm
         self.optimizer = build_optimizer(cfg.optimizer, self.algorithm)
+        self.step = OptimizerStep(self.optimizer, self.algorithm, self.device, cfg.get("optimizer_config"),
+                                  cfg.get("fp16"))
         self.base_lrs = [g["lr"] for g in self.optimizer.param_groups]
         self.hooks = [build(h, HOOKS) for h in cfg.get("custom_hooks", [])]
         self.epoch = 0
@@ -100,6 +93,7 @@ class EpochRunner:
                      "config": self.cfg.pretty_text, "world_size": self.world_size},
             "state_dict": self.algorithm.state_dict(),
             "optimizer": self.optimizer.state_dict(),
+            "scaler": self.step.state_dict(),
             "rng": rng if rng is not None else [checkpoint.rng_state()],
         }
 
@@ -110,6 +104,7 @@ class EpochRunner:
         state = checkpoint.load(uri, map_location=self.device)
         self.algorithm.load_state_dict(state["state_dict"])
         self.optimizer.load_state_dict(state["optimizer"])
+        self.step.load_state_dict(state.get("scaler", {}))
         self.epoch, self.global_iter = state["meta"]["epoch"], state["meta"]["iter"]
         rngs = state["rng"] if isinstance(state["rng"], list) else [state["rng"]]
         if len(rngs) == self.world_size:
@@ -159,10 +154,9 @@ class EpochRunner:
             for it, batch in enumerate(self._loader()):
                 lr = self._set_lr(it)
                 views = [v.to(self.device, non_blocking=True) for v in batch["img"]]
-                losses = self.model(views, mode="train")
-                self.optimizer.zero_grad(set_to_none=True)
-                losses["loss"].backward()
-                self.optimizer.step()
+                with self.step.autocast():
+                    losses = self.model(views, mode="train")
+                self.step(losses["loss"], self.global_iter)
                 self.global_iter += 1
                 images += views[0].shape[0] * self.world_size
                 last_loss = float(losses["loss"].detach())

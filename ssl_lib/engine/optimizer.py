@@ -1,0 +1,92 @@
+"""Optimizers and the optimizer step of the seed's `optimizer_config` and `fp16` settings:
+gradient clipping, gradient accumulation (`update_interval`), layers frozen for their first
+iterations (`frozen_layers_cfg`), and mixed precision with a loss scaler."""
+from __future__ import annotations
+
+import torch
+
+from ..errors import ConfigError
+
+# The seed's optimizer hooks; here one step serves them all (DDP reduces the gradients itself).
+OPTIMIZER_HOOKS = ("OptimizerHook", "DistOptimizerHook", "Fp16OptimizerHook", "GradAccumFp16OptimizerHook")
+_HOOK_KEYS = {"type", "grad_clip", "update_interval", "frozen_layers_cfg", "coalesce", "bucket_size_mb"}
+
+
+def build_optimizer(cfg: dict, model: torch.nn.Module) -> torch.optim.Optimizer:
+    cfg = dict(cfg)
+    name = cfg.pop("type", "SGD")
+    cls = getattr(torch.optim, name, None)
+    if cls is None:
+        raise ConfigError(f"optimizer.type {name!r} is not a torch.optim optimizer")
+    params = [p for p in model.parameters() if p.requires_grad]
+    return cls(params, **cfg)
+
+
+class OptimizerStep:
+    """Backward of one iteration's loss, and every `update_interval` iterations the update.
+
+    `optimizer_config`: dict(grad_clip=dict(max_norm=35, norm_type=2), update_interval=4,
+    frozen_layers_cfg={'backbone.patch_embed': 5000}) as in the seed. `fp16`: dict(loss_scale=512.)
+    (a static scale) or dict(loss_scale='dynamic'): the forward runs under autocast to float16 and the
+    loss is scaled; the scaler's state goes into checkpoints. dict(dtype='bfloat16') autocasts to
+    bfloat16 instead, which needs no scaling.
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, model: torch.nn.Module, device: torch.device,
+                 optimizer_config: dict | None = None, fp16: dict | None = None):
+        cfg = dict(optimizer_config or {})
+        unknown = set(cfg) - _HOOK_KEYS
+        if unknown:
+            raise ConfigError(f"optimizer_config: unknown key(s) {sorted(unknown)}; known: {sorted(_HOOK_KEYS)}")
+        if cfg.get("type", "OptimizerHook") not in OPTIMIZER_HOOKS:
+            raise ConfigError(f"optimizer_config.type {cfg['type']!r} is not one of {', '.join(OPTIMIZER_HOOKS)}")
+        self.optimizer, self.model, self.device = optimizer, model, device
+        self.grad_clip = cfg.get("grad_clip") or None
+        self.update_interval = int(cfg.get("update_interval", 1))
+        if self.update_interval < 1:
+            raise ConfigError(f"optimizer_config.update_interval must be >= 1, got {self.update_interval}")
+        self.frozen = dict(cfg.get("frozen_layers_cfg") or {})
+        fp16 = None if fp16 is None else dict(fp16)
+        self.amp = fp16 is not None
+        dtype = (fp16 or {}).pop("dtype", "float16")
+        scale = (fp16 or {}).pop("loss_scale", "dynamic")
+        if fp16:
+            raise ConfigError(f"fp16: unknown key(s) {sorted(fp16)}; known: dtype, loss_scale")
+        if dtype not in ("float16", "bfloat16"):
+            raise ConfigError(f"fp16.dtype must be 'float16' or 'bfloat16', got {dtype!r}")
+        if self.amp and scale != "dynamic" and not (isinstance(scale, (int, float)) and scale > 0):
+            raise ConfigError(f"fp16.loss_scale must be 'dynamic' or a positive number, got {scale!r}")
+        self.dtype = getattr(torch, dtype)
+        # bfloat16 has float32's range: no loss scaling. A static scale still backs off on overflow.
+        growth = {} if scale == "dynamic" else dict(init_scale=float(scale), growth_interval=2 ** 31 - 1)
+        self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp and self.dtype == torch.float16, **growth)
+
+    def autocast(self):
+        return torch.autocast(self.device.type, dtype=self.dtype, enabled=self.amp)
+
+    def __call__(self, loss: torch.Tensor, global_iter: int) -> bool:
+        """Backward `loss` (iteration `global_iter`, 0-based); True when the weights were updated."""
+        self.scaler.scale(loss / self.update_interval).backward()
+        if (global_iter + 1) % self.update_interval:
+            return False
+        for prefix, iters in self.frozen.items():
+            if global_iter < iters:
+                for name, param in self.model.named_parameters():
+                    if name.startswith(prefix):
+                        param.grad = None
+        if self.grad_clip:
+            self.scaler.unscale_(self.optimizer)
+            params = [p for p in self.model.parameters() if p.grad is not None]
+            if params:
+                torch.nn.utils.clip_grad_norm_(params, **self.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        return True
+
+    def state_dict(self) -> dict:
+        return self.scaler.state_dict() if self.scaler.is_enabled() else {}
+
+    def load_state_dict(self, state: dict) -> None:
+        if self.scaler.is_enabled() and state:
+            self.scaler.load_state_dict(state)
