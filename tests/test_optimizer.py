@@ -94,3 +94,59 @@ def test_mixed_precision_training_checkpoints_and_resumes_its_loss_scaler(fmnist
     assert state["scaler"]["scale"] > 0
     resumed = train(TINY_CONFIG, fmnist_tiny, str(tmp_path), ["runner.max_epochs=2", *options])
     assert resumed["iterations"] == 8
+
+
+def test_paramwise_options_set_and_multiply_per_parameter_as_the_seed_does():
+    from ssl_lib.benchmarks.features import build_backbone
+    from ssl_lib.engine.optimizer import build_optimizer
+
+    model = build_backbone(dict(type="ResNet", depth=18, base_channels=8, stem="cifar"))
+    opt = build_optimizer(dict(type="SGD", lr=0.1, momentum=0.9, weight_decay=1e-4, paramwise_options={
+        r"(bn|gn)(\d+)?.(weight|bias)": dict(weight_decay=0.), "bias": dict(weight_decay=0.),
+        r"^layer4\.": dict(lr_mult=0.1)}), model)
+    by_name = {name: group for (name, _), group in zip(model.named_parameters(), opt.param_groups)}
+    assert by_name["bn1.weight"]["weight_decay"] == 0.0 and by_name["layer1.0.bn2.bias"]["weight_decay"] == 0.0
+    assert by_name["conv1.weight"]["weight_decay"] == 1e-4 and by_name["conv1.weight"]["lr"] == 0.1
+    assert by_name["layer4.0.conv1.weight"]["lr"] == pytest.approx(0.01)
+    assert by_name["layer4.0.bn1.weight"]["lr"] == pytest.approx(0.01)
+    assert by_name["layer4.0.bn1.weight"]["weight_decay"] == 0.0
+
+
+def test_lars_scales_each_step_by_its_trust_ratio_and_excluded_groups_take_sgd_steps():
+    from ssl_lib.engine.optimizer import LARS
+
+    w, b = torch.nn.Parameter(torch.tensor([3.0, 4.0])), torch.nn.Parameter(torch.tensor([1.0]))
+    w.grad, b.grad = torch.tensor([0.6, 0.8]), torch.tensor([0.5])
+    opt = LARS([dict(params=[w]), dict(params=[b], lars_exclude=True)], lr=0.1, weight_decay=0.01, eta=0.02)
+    opt.step()
+    # |w| = 5, |g| = 1: trust = 0.02 * 5 / (1 + 0.01 * 5) = 0.0952...
+    trust = 0.02 * 5 / (1 + 0.01 * 5 + 1e-8)
+    expected = torch.tensor([3.0, 4.0]) - 0.1 * trust * (torch.tensor([0.6, 0.8]) + 0.01 * torch.tensor([3.0, 4.0]))
+    torch.testing.assert_close(w.detach(), expected)
+    torch.testing.assert_close(b.detach(), torch.tensor([1.0 - 0.1 * (0.5 + 0.01)]))
+
+
+@pytest.mark.parametrize("cfg, message", [
+    (dict(type="Adamm", lr=0.1), "optimizer.type 'Adamm' is neither a torch.optim optimizer nor one of"),
+    (dict(type="SGD", lr=0.1, momentun=0.9), "optimizer SGD: .*momentun"),
+    (dict(type="SGD", lr=0.1, paramwise_options={"bias": dict(decay_mult=0.)}), r"decay_mult needs optimizer\.decay"),
+])
+def test_bad_optimizer_configs_are_config_errors_naming_them(cfg, message):
+    from ssl_lib.engine.optimizer import build_optimizer
+
+    with pytest.raises(ConfigError, match=message):
+        build_optimizer(cfg, _model())
+
+
+def test_training_with_lars_and_paramwise_options_follows_the_lr_schedule_per_group(fmnist_tiny, tmp_path):
+    from ssl_lib.engine.train import train
+
+    option = ("optimizer={'type': 'LARS', 'lr': 0.3, 'paramwise_options': "
+              "{'bias': {'lars_exclude': True, 'weight_decay': 0.0}, 'neck': {'lr_mult': 0.5}}}")
+    metrics = train(TINY_CONFIG, fmnist_tiny, str(tmp_path), ["runner.max_epochs=1", option])
+    assert torch.isfinite(torch.tensor(metrics["final_loss"]))
+    groups = torch.load(tmp_path / "epoch_1.pth", weights_only=True)["optimizer"]["param_groups"]
+    # the schedule scales every group's own base: the neck's lr is half the others', all below the base
+    lrs = sorted({round(g["lr"], 12) for g in groups})
+    assert len(lrs) == 2 and lrs[0] == pytest.approx(lrs[1] / 2) and lrs[1] < 0.3
+    assert any(g["lars_exclude"] and g["weight_decay"] == 0.0 for g in groups)

@@ -1,6 +1,7 @@
-"""Optimizers and the optimizer step of the seed's `optimizer_config` and `fp16` settings:
-gradient clipping, gradient accumulation (`update_interval`), layers frozen for their first
-iterations (`frozen_layers_cfg`), and mixed precision with a loss scaler."""
+"""Optimizers (torch.optim's and LARS, with the seed's `paramwise_options`) and the optimizer step of
+the seed's `optimizer_config` and `fp16` settings: gradient clipping, gradient accumulation
+(`update_interval`), layers frozen for their first iterations (`frozen_layers_cfg`), and mixed
+precision with a loss scaler."""
 from __future__ import annotations
 
 import torch
@@ -12,14 +13,88 @@ OPTIMIZER_HOOKS = ("OptimizerHook", "DistOptimizerHook", "Fp16OptimizerHook", "G
 _HOOK_KEYS = {"type", "grad_clip", "update_interval", "frozen_layers_cfg", "coalesce", "bucket_size_mb"}
 
 
+class LARS(torch.optim.Optimizer):
+    """SGD with layer-wise adaptive rate scaling (You, Gitman and Ginsburg, 2017, Algorithm 1): each
+    tensor's step is scaled by eta * |w| / (|g| + weight_decay * |w|). A parameter group with
+    `lars_exclude=True` (biases and norms, usually) takes plain SGD steps."""
+
+    def __init__(self, params, lr: float, momentum: float = 0.0, weight_decay: float = 0.0, dampening: float = 0.0,
+                 eta: float = 1e-3, nesterov: bool = False, eps: float = 1e-8):
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ConfigError("LARS: nesterov needs momentum > 0 and dampening 0")
+        super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay, dampening=dampening,
+                                      eta=eta, nesterov=nesterov, eps=eps, lars_exclude=False))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            wd, momentum = group["weight_decay"], group["momentum"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                d_p = p.grad.add(p, alpha=wd) if wd else p.grad.clone()
+                if not group["lars_exclude"]:
+                    w_norm, g_norm = torch.linalg.vector_norm(p), torch.linalg.vector_norm(p.grad)
+                    trust = group["eta"] * w_norm / (g_norm + wd * w_norm + group["eps"])
+                    d_p.mul_(torch.where((w_norm > 0) & (g_norm > 0), trust, torch.ones_like(trust)))
+                if momentum:
+                    state = self.state[p]
+                    if "momentum_buffer" not in state:
+                        state["momentum_buffer"] = d_p.clone()
+                    else:
+                        state["momentum_buffer"].mul_(momentum).add_(d_p, alpha=1 - group["dampening"])
+                    buf = state["momentum_buffer"]
+                    d_p = d_p.add(buf, alpha=momentum) if group["nesterov"] else buf
+                p.add_(d_p, alpha=-group["lr"])
+        return loss
+
+
+OPTIMIZERS = {"LARS": LARS}
+
+
+def param_groups(model: torch.nn.Module, defaults: dict, paramwise_options: dict | None) -> list[dict]:
+    """One group per parameter with the overrides of every `paramwise_options` regex that its name
+    matches (re.search, in order); a `<key>_mult` entry multiplies the optimizer's `<key>`."""
+    import re
+
+    groups = []
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        group = {"params": [param]}
+        for pattern, options in (paramwise_options or {}).items():
+            if re.search(pattern, name):
+                for key, value in options.items():
+                    if key.endswith("_mult"):
+                        key = key[:-len("_mult")]
+                        if key not in defaults:
+                            raise ConfigError(f"optimizer.paramwise_options[{pattern!r}]: {key}_mult needs "
+                                              f"optimizer.{key}")
+                        value = defaults[key] * value
+                    group[key] = value
+        groups.append(group)
+    return groups
+
+
 def build_optimizer(cfg: dict, model: torch.nn.Module) -> torch.optim.Optimizer:
     cfg = dict(cfg)
     name = cfg.pop("type", "SGD")
-    cls = getattr(torch.optim, name, None)
-    if cls is None:
-        raise ConfigError(f"optimizer.type {name!r} is not a torch.optim optimizer")
-    params = [p for p in model.parameters() if p.requires_grad]
-    return cls(params, **cfg)
+    paramwise = cfg.pop("paramwise_options", None)
+    cls = OPTIMIZERS.get(name) or getattr(torch.optim, name, None)
+    if not (isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer)):
+        raise ConfigError(f"optimizer.type {name!r} is neither a torch.optim optimizer nor one of {sorted(OPTIMIZERS)}")
+    if paramwise:
+        params = param_groups(model, cfg, paramwise)
+    else:
+        params = [p for p in model.parameters() if p.requires_grad]
+    try:
+        return cls(params, **cfg)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"optimizer {name}: {err}") from err
 
 
 class OptimizerStep:
