@@ -30,6 +30,25 @@ def test_cosine_lr_goes_from_base_to_min_with_linear_warmup():
     assert lr_at(cfg, 1.0, 1, 99, 100, 2) < 1e-3
 
 
+@pytest.mark.parametrize("cfg, epoch, expected", [
+    (dict(policy="StepFixCosineAnnealing", min_lr=0.0), 5, 0.5),  # half-way down the cosine
+    (dict(policy="Step", step=[3, 8], gamma=0.1), 8, 0.01),
+    (dict(policy="Poly", power=2.0, min_lr=0.0), 5, 0.25),
+    (dict(policy="Exp", gamma=0.5), 3, 0.125),
+    (dict(policy="Fixed", warmup="exp", warmup_iters=2, warmup_ratio=0.01, warmup_by_epoch=True), 1, 0.1),
+])
+def test_the_seeds_lr_policies_by_epoch(cfg, epoch, expected):
+    assert lr_at(cfg, 1.0, epoch, 0, 10, 10) == pytest.approx(expected)
+
+
+def test_an_unknown_lr_policy_names_the_known_ones():
+    from ssl_lib.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="'OneCycle' is not supported; use one of CosineAnnealing, "
+                                          "StepFixCosineAnnealing, Step, Poly, Exp, Fixed"):
+        lr_at(dict(policy="OneCycle"), 1.0, 0, 0, 10, 10)
+
+
 def test_checkpoint_holds_whole_state_and_loads_with_weights_only(fmnist_tiny, tmp_path):
     metrics = train(TINY_CONFIG, fmnist_tiny, str(tmp_path), ["runner.max_epochs=1"])
     assert metrics["iterations"] == 4  # 64 images / batch 16
