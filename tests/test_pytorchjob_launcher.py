@@ -189,20 +189,24 @@ def test_cpu_clusters_get_no_gpu_limit_and_gloo():
     assert "Worker" not in body["spec"]["pytorchReplicaSpecs"]
 
 
-def test_pod_spec_has_shm_no_istio_secret_env_and_scheduling_parameters():
+def test_pod_spec_has_shm_a_shard_cache_no_istio_secret_env_and_scheduling_parameters():
     body = pytorchjob_body(name="p", namespace="ns", image="reg/img:1", command=COMMAND, num_workers=2,
                            cpu="8", memory="60Gi", node_selector={"gpu": "h100"}, env={"NCCL_DEBUG": "INFO"},
-                           secret_env="ssl-lib-object-storage", shm_size="32Gi", service_account="trainer")
+                           secret_env="ssl-lib-object-storage", shm_size="32Gi", service_account="trainer",
+                           data_cache_size="500Gi")
     for replica in body["spec"]["pytorchReplicaSpecs"].values():
         assert replica["restartPolicy"] == "OnFailure"
         template = replica["template"]
         assert template["metadata"]["annotations"]["sidecar.istio.io/inject"] == "false"
         pod = template["spec"]
-        assert pod["volumes"] == [{"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "32Gi"}}]
+        assert pod["volumes"] == [{"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "32Gi"}},
+                                  {"name": "data-cache", "emptyDir": {"sizeLimit": "500Gi"}}]
         assert pod["nodeSelector"] == {"gpu": "h100"} and pod["serviceAccountName"] == "trainer"
         (c,) = pod["containers"]
         assert c["name"] == "pytorch" and c["image"] == "reg/img:1"
         assert {"name": "dshm", "mountPath": "/dev/shm"} in c["volumeMounts"]
+        assert {"name": "data-cache", "mountPath": "/data-cache"} in c["volumeMounts"]
+        assert {"name": "SSL_DATA_CACHE", "value": "/data-cache"} in c["env"]
         assert c["envFrom"] == [{"secretRef": {"name": "ssl-lib-object-storage"}}]
         assert {"name": "NCCL_DEBUG", "value": "INFO"} in c["env"]
         assert c["resources"]["requests"] == {"cpu": "8", "memory": "60Gi"}

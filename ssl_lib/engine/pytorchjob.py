@@ -76,12 +76,17 @@ def job_name(name: str) -> str:
     return f"{clean[:31].rstrip('-')}-{hashlib.sha256(name.encode()).hexdigest()[:8]}"
 
 
+DATA_CACHE = "/data-cache"
+
+
 def pytorchjob_body(*, name: str, namespace: str, image: str, command: list[str], num_workers: int = 1,
                     gpus_per_worker: int = 1, cpu: str = "4", memory: str = "32Gi",
                     node_selector: dict[str, str] | None = None, env: dict[str, str] | None = None,
                     secret_env: str | None = None, shm_size: str = "16Gi", service_account: str | None = None,
-                    backoff_limit: int = 3) -> dict:
-    """The PyTorchJob: replica 0 is the Master, the other num_workers - 1 are Workers, G GPUs each."""
+                    backoff_limit: int = 3, data_cache_size: str = "200Gi") -> dict:
+    """The PyTorchJob: replica 0 is the Master, the other num_workers - 1 are Workers, G GPUs each.
+    Each pod gets /dev/shm in memory (DataLoader workers pass batches through it) and a disk emptyDir
+    for the shard cache (SSL_DATA_CACHE) that a dataset too large for memory is read from."""
     if not image:
         raise LaunchError("pytorchjob launcher: no image given; pass the training image "
                           "(components.images.TRAINING_IMAGE)")
@@ -92,19 +97,21 @@ def pytorchjob_body(*, name: str, namespace: str, image: str, command: list[str]
         command = ["torchrun", f"--nnodes={num_workers}", f"--nproc_per_node={gpus_per_worker}",
                    "--node_rank=$(RANK)", "--master_addr=$(MASTER_ADDR)", "--master_port=$(MASTER_PORT)",
                    "--no-python", *command]
-    variables = {"NCCL_DEBUG": "WARN", "SSL_DIST_BACKEND": "nccl" if gpus_per_worker else "gloo", **(env or {})}
+    variables = {"NCCL_DEBUG": "WARN", "SSL_DIST_BACKEND": "nccl" if gpus_per_worker else "gloo",
+                 "SSL_DATA_CACHE": DATA_CACHE, **(env or {})}
     limits = {"cpu": cpu, "memory": memory, **({"nvidia.com/gpu": gpus_per_worker} if gpus_per_worker else {})}
     container = {
         "name": CONTAINER, "image": image, "imagePullPolicy": "IfNotPresent", "command": list(command),
         "env": [{"name": k, "value": str(v)} for k, v in variables.items()],
         "ports": [{"name": PORT_NAME, "containerPort": PORT, "protocol": "TCP"}],
         "resources": {"requests": {"cpu": cpu, "memory": memory}, "limits": limits},
-        "volumeMounts": [{"name": "dshm", "mountPath": "/dev/shm"}],
+        "volumeMounts": [{"name": "dshm", "mountPath": "/dev/shm"}, {"name": "data-cache", "mountPath": DATA_CACHE}],
     }
     if secret_env:
         container["envFrom"] = [{"secretRef": {"name": secret_env}}]
     pod = {"containers": [container],
-           "volumes": [{"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": shm_size}}]}
+           "volumes": [{"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": shm_size}},
+                       {"name": "data-cache", "emptyDir": {"sizeLimit": data_cache_size}}]}
     if node_selector:
         pod["nodeSelector"] = dict(node_selector)
     if service_account:
@@ -233,12 +240,13 @@ def run_pytorchjob(*, name: str, namespace: str, image: str, command: list[str],
                    gpus_per_worker: int = 1, cpu: str = "4", memory: str = "32Gi",
                    node_selector: dict[str, str] | None = None, env: dict[str, str] | None = None,
                    secret_env: str | None = None, shm_size: str = "16Gi", service_account: str | None = None,
-                   wait_timeout: int = 86400, poll_interval: float = 10.0, api=None) -> dict:
+                   data_cache_size: str = "200Gi", wait_timeout: int = 86400, poll_interval: float = 10.0,
+                   api=None) -> dict:
     """Create (or re-attach to) the PyTorchJob, stream its master's log and wait for Succeeded."""
     body = pytorchjob_body(name=name, namespace=namespace, image=image, command=command,
                            num_workers=num_workers, gpus_per_worker=gpus_per_worker, cpu=cpu, memory=memory,
                            node_selector=node_selector, env=env, secret_env=secret_env, shm_size=shm_size,
-                           service_account=service_account)
+                           service_account=service_account, data_cache_size=data_cache_size)
     job = body["metadata"]["name"]
     api = api or KubeflowTrainingAPI(namespace)
     in_main = threading.current_thread() is threading.main_thread()
