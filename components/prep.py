@@ -1,16 +1,22 @@
 from kfp import dsl
-from kfp.dsl import Dataset, Output
+from kfp.dsl import Dataset, Metrics, Output
 
 from components.images import CPU_IMAGE
 
 
 @dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
-def prep(source: str, dataset: Output[Dataset], train_limit: int = 0, test_limit: int = 0,
-         test_fraction: float = 0.2) -> int:
+def prep(source: str, dataset: Output[Dataset], metrics: Output[Metrics], train_limit: int = 0,
+         test_limit: int = 0, test_fraction: float = 0.2) -> int:
     """Images (Fashion-MNIST IDX, an image folder, a list file, or s3://) -> Parquet shards + manifest."""
+    import json
+
     from ssl_lib.stages.prep import prep as run
 
-    metrics = run(source=source, output=dataset.path, train_limit=train_limit, test_limit=test_limit,
-                  test_fraction=test_fraction)
-    dataset.metadata.update(metrics)
-    return int(metrics["num_train"])
+    out = run(source=source, output=dataset.path, train_limit=train_limit, test_limit=test_limit,
+              test_fraction=test_fraction)
+    dataset.metadata.update(out)
+    for key in ("num_train", "num_test", "num_classes", "num_skipped"):
+        metrics.log_metric(key, out[key])
+    with open(metrics.path, "w") as f:  # kfp.local caches an output artifact only when it has a file
+        json.dump(metrics.metadata, f)
+    return int(out["num_train"])

@@ -31,6 +31,9 @@ def test_pipeline_runs_end_to_end_through_kfp_local_and_second_run_is_cached(tmp
     assert metrics["pretrain"]["epochs"] == 2 and metrics["dataset"]["counts"] == {"train": 64, "test": 40}
     assert "| raw pixels |" in report_md.read_text()
     assert "<td>raw pixels</td>" in (report_md.parent / "report.html").read_text()
+    run_dir = report_md.parents[2]  # <root>/<run>/report/report_dir/report.md
+    assert json.loads((run_dir / "prep" / "metrics").read_text())["num_train"] == 64
+    assert json.loads((run_dir / "pretrain" / "metrics").read_text())["iterations"] == 8
 
     second = _run(tmp_path)
     assert second.returncode == 0, second.stderr[-3000:]
