@@ -127,3 +127,16 @@ def test_training_on_a_split_read_from_disk_uses_the_block_sampler(fmnist_tiny, 
                     ["runner.max_epochs=1", "data.train.data_source.in_memory=False"])
     assert len(used) == 1 and used[0].blocks == [(0, 64)]  # 64 images, one row group
     assert metrics["iterations"] == 4 and np.isfinite(metrics["final_loss"])
+
+
+def test_an_unwritable_cache_slows_local_reads_down_but_stops_s3_reads_with_the_fix(sharded, s3_server, tmp_path,
+                                                                                   monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.setenv("SSL_DATA_CACHE", str(blocker / "cache"))  # cannot be created: its parent is a file
+    assert len(ParquetDataset(str(sharded), "train", in_memory=False)) == 30
+    root = f"s3://{s3_server}/unwritable"
+    for name in storage.listdir(str(sharded)):
+        storage.upload(sharded / name, storage.join(root, name))
+    with pytest.raises(DataError, match="cannot create the shard cache .* set SSL_DATA_CACHE to a writable folder"):
+        ParquetDataset(root, "train", in_memory=False)

@@ -54,8 +54,12 @@ def fetch_shard(root: str, shard: dict, cache: Path | None = None) -> Path:
     place and hashed once, a marker in the cache remembering the size and mtime it had then."""
     cache = cache or cache_dir()
     uri = storage.join(root, shard["path"])
-    cache.mkdir(parents=True, exist_ok=True)
     if storage.is_s3(root):
+        try:
+            cache.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise DataError(f"cannot create the shard cache {cache}: {err.strerror or err} (set SSL_DATA_CACHE "
+                            f"to a writable folder)") from err
         target = cache / f"{shard['sha256']}.parquet"
         if target.is_file():
             return target
@@ -77,7 +81,10 @@ def fetch_shard(root: str, shard: dict, cache: Path | None = None) -> Path:
     if not (marker.is_file() and marker.read_text() == seen):
         if _sha256_of(path) != shard["sha256"]:
             raise _damaged(uri)
-        storage.write_text(str(marker), seen)
+        try:  # only saves hashing it again: a read-only cache costs time, not correctness
+            storage.write_text(str(marker), seen)
+        except OSError:
+            pass
     return path
 
 
