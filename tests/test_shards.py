@@ -138,5 +138,6 @@ def test_an_unwritable_cache_slows_local_reads_down_but_stops_s3_reads_with_the_
     root = f"s3://{s3_server}/unwritable"
     for name in storage.listdir(str(sharded)):
         storage.upload(sharded / name, storage.join(root, name))
-    with pytest.raises(DataError, match=r"cannot create the shard cache .*: Not a directory \(set SSL_DATA_CACHE to a writable folder\)"):
+    fix = r"cannot create the shard cache .*: Not a directory \(set SSL_DATA_CACHE to a writable folder\)"
+    with pytest.raises(DataError, match=fix):
         ParquetDataset(root, "train", in_memory=False)

@@ -53,13 +53,14 @@ def _check_fit(backbone_cfg: dict, weights: dict, uri: str) -> None:
     model = build_backbone(backbone_cfg)
     expected, given = set(model.state_dict()), set(weights)
     missing, unexpected = sorted(expected - given), sorted(given - expected)
+    what = f"backbone {backbone_cfg.get('type')} (depth {backbone_cfg.get('depth')})"
     if missing or unexpected:
-        raise DataError(f"{uri} does not fit backbone {backbone_cfg.get('type')} (depth {backbone_cfg.get('depth')}): "
-                        f"{len(missing)} missing keys {missing[:4]}, {len(unexpected)} unexpected keys {unexpected[:4]}")
+        raise DataError(f"{uri} does not fit {what}: {len(missing)} missing keys {missing[:4]}, "
+                        f"{len(unexpected)} unexpected keys {unexpected[:4]}")
     try:
         model.load_state_dict(weights, strict=True)
-    except RuntimeError as err:
-        raise DataError(f"{uri} does not fit backbone {backbone_cfg.get('type')}: {str(err).splitlines()[-1].strip()}") from err
+    except RuntimeError as err:  # shapes: the last line names the first tensor that differs
+        raise DataError(f"{uri} does not fit {what}: {str(err).splitlines()[-1].strip()}") from err
 
 
 def extract(checkpoint: str, output: str, config: str = "", cfg_options: list[str] | None = None) -> dict:
