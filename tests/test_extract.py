@@ -59,6 +59,9 @@ def test_a_checkpoint_from_elsewhere_needs_a_config_and_must_fit_it(tmp_path):
         extract(str(tmp_path / "tv.pth"), str(tmp_path / "bb"))
     with pytest.raises(DataError, match=r"does not fit backbone ResNet \(depth 50\): \d+ missing keys"):
         extract(str(tmp_path / "tv.pth"), str(tmp_path / "bb"), config=IN1K)
+    with pytest.raises(DataError, match=r"does not fit backbone ResNet \(depth 18\): .*size mismatch"):
+        extract(str(tmp_path / "tv.pth"), str(tmp_path / "bb"), config=IN1K,
+                cfg_options=[*R18, "model.backbone.base_channels=32"])
     assert not (tmp_path / "bb").exists()
 
 
