@@ -192,3 +192,14 @@ def test_pytorchjob_launcher_hands_replicas_object_storage_uris_and_publishes_th
     assert job["num_workers"] == 2 and job["name"].startswith("pretrain-")
     assert metrics["iterations"] == 4 and storage.exists(f"{work_dir}/epoch_1.pth")
     assert torch.load(tmp_path / "out" / "checkpoint.pth", weights_only=True)["meta"]["epoch"] == 1
+
+
+def test_deterministic_turns_cudnn_autotuning_off_and_deterministic_kernels_on(fmnist_tiny, tmp_path):
+    try:
+        train(TINY_CONFIG, fmnist_tiny, str(tmp_path), ["runner.max_epochs=1", "cudnn_benchmark=True"],
+              deterministic=True)
+        assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
+        train(TINY_CONFIG, fmnist_tiny, str(tmp_path / "fast"), ["runner.max_epochs=1", "cudnn_benchmark=True"])
+        assert torch.backends.cudnn.benchmark and not torch.backends.cudnn.deterministic
+    finally:
+        torch.backends.cudnn.deterministic = torch.backends.cudnn.benchmark = False

@@ -44,6 +44,9 @@ class EpochRunner:
         self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
         self.seed = int(cfg.get("seed", 0))
         torch.manual_seed(self.seed + self.rank)
+        # The seed's `--deterministic`: reproducible cuDNN kernels, at some cost in speed.
+        torch.backends.cudnn.deterministic = bool(cfg.get("deterministic", False))
+        torch.backends.cudnn.benchmark = bool(cfg.get("cudnn_benchmark", False)) and not cfg.get("deterministic")
 
         train_cfg = dict(cfg.data.train)
         train_cfg["data_source"] = dict(train_cfg["data_source"], root=dataset_uri)

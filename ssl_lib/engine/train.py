@@ -10,12 +10,14 @@ from ..errors import SSLError
 from .runner import EpochRunner
 
 
-def train(config: str, dataset: str, work_dir: str, cfg_options: list[str] = ()) -> dict:
+def train(config: str, dataset: str, work_dir: str, cfg_options: list[str] = (), deterministic: bool = False) -> dict:
     import ssl_lib.data  # noqa: F401  (registers data sources, datasets and transforms)
     import ssl_lib.engine.hooks  # noqa: F401
     import ssl_lib.models  # noqa: F401
 
     cfg = load_config(config, cfg_options)
+    if deterministic:
+        cfg.deterministic = True
     return EpochRunner(cfg, dataset, work_dir).run()
 
 
@@ -25,9 +27,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dataset", required=True, help="prepared dataset (folder or s3:// URI)")
     parser.add_argument("--work-dir", required=True, help="checkpoints and logs (folder or s3:// URI)")
     parser.add_argument("--cfg-options", nargs="+", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--deterministic", action="store_true",
+                        help="deterministic cuDNN kernels (slower; as the seed's flag)")
     args = parser.parse_args(argv)
     try:
-        train(args.config, args.dataset, args.work_dir, args.cfg_options)
+        train(args.config, args.dataset, args.work_dir, args.cfg_options, args.deterministic)
     except SSLError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
