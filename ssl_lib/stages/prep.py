@@ -186,33 +186,10 @@ def _existing(output: str, fingerprint: str) -> dict | None:
     return manifest if manifest.get("fingerprint") == fingerprint else None
 
 
-def prep(source: str, output: str, train_limit: int = 0, test_limit: int = 0, test_fraction: float = 0.2,
-         shard_size: int = 5000, image_format: str = "PNG") -> dict:
-    """Build the dataset artifact at `output` from `source`; returns counts and the manifest URI."""
+def _ingest(src, writer: _ShardWriter, start: int, image_format: str) -> None:
+    """Every input from position `start` on: checked, encoded and written, or skipped with its reason."""
     from tqdm import tqdm
 
-    source, output = str(source), str(output)
-    _check_params(train_limit, test_limit, test_fraction, shard_size, image_format)
-    image_format = image_format.upper()
-    params = dict(train_limit=train_limit, test_limit=test_limit, test_fraction=test_fraction,
-                  shard_size=shard_size, image_format=image_format)
-    if source != "fashion-mnist" and not storage.is_s3(source) and not Path(source).exists():
-        raise DataError(f"dataset path not found: {source}")
-    fingerprint = hashlib.sha256(json.dumps(
-        {"format": DATASET_FORMAT, "source": source, "params": params, "files": _source_fingerprint(source)},
-        sort_keys=True).encode()).hexdigest()
-    existing = _existing(output, fingerprint)
-    if existing is not None:
-        print(f"prep: {output} already holds this dataset; nothing to do", file=sys.stderr)
-        return _metrics(existing, output)
-
-    src = source_from_uri(source, train_limit=train_limit, test_limit=test_limit, test_fraction=test_fraction)
-    journal = None if storage.is_complete(output) else _journal(output, fingerprint)
-    writer = _ShardWriter(output, shard_size, fingerprint, journal)
-    start = writer.resume_position
-    if journal is not None:
-        print(f"prep: resuming {output} at input {start} of {len(src)} ({len(writer.shards)} shards already "
-              f"written)", file=sys.stderr)
     bar = tqdm(total=len(src), initial=start, desc="prep", unit="img", file=sys.stderr,
                disable=len(src) <= PROGRESS_MIN_INPUTS)
     for position, name, load, label, split in src.iter_from(start):
@@ -236,6 +213,34 @@ def prep(source: str, output: str, train_limit: int = 0, test_limit: int = 0, te
     bar.close()
     for split in SPLITS:
         writer.flush(split, len(src))
+
+
+def prep(source: str, output: str, train_limit: int = 0, test_limit: int = 0, test_fraction: float = 0.2,
+         shard_size: int = 5000, image_format: str = "PNG") -> dict:
+    """Build the dataset artifact at `output` from `source`; returns counts and the manifest URI."""
+    source, output = str(source), str(output)
+    _check_params(train_limit, test_limit, test_fraction, shard_size, image_format)
+    image_format = image_format.upper()
+    params = dict(train_limit=train_limit, test_limit=test_limit, test_fraction=test_fraction,
+                  shard_size=shard_size, image_format=image_format)
+    if source != "fashion-mnist" and not storage.is_s3(source) and not Path(source).exists():
+        raise DataError(f"dataset path not found: {source}")
+    fingerprint = hashlib.sha256(json.dumps(
+        {"format": DATASET_FORMAT, "source": source, "params": params, "files": _source_fingerprint(source)},
+        sort_keys=True).encode()).hexdigest()
+    existing = _existing(output, fingerprint)
+    if existing is not None:
+        print(f"prep: {output} already holds this dataset; nothing to do", file=sys.stderr)
+        return _metrics(existing, output)
+
+    src = source_from_uri(source, train_limit=train_limit, test_limit=test_limit, test_fraction=test_fraction)
+    journal = None if storage.is_complete(output) else _journal(output, fingerprint)
+    writer = _ShardWriter(output, shard_size, fingerprint, journal)
+    start = writer.resume_position
+    if journal is not None:
+        print(f"prep: resuming {output} at input {start} of {len(src)} ({len(writer.shards)} shards already "
+              f"written)", file=sys.stderr)
+    _ingest(src, writer, start, image_format)
     skipped = sorted(src.skipped + [{"input": s["input"], "reason": s["reason"]} for s in writer.skipped],
                      key=lambda s: s["input"])
     if not writer.shards:
