@@ -90,3 +90,21 @@ def test_the_benchmark_pipeline_evaluates_a_checkpoint_from_elsewhere_through_kf
     metrics = json.loads((report_md.parent / "metrics.json").read_text())
     assert metrics["knn"]["algorithm"] == "external" and metrics["knn"]["num_test"] == 40
     assert set(metrics["knn"]["results"]["pretrained"]["top1"]) == {"10", "20"}
+
+
+def test_the_benchmark_pipeline_takes_backbone_weights_as_they_are_through_kfp_local(fmnist_tiny, tmp_path):
+    from kfp import local
+
+    from pipelines.benchmark import benchmark
+    from ssl_lib.benchmarks.features import build_backbone
+
+    weights = build_backbone(dict(type="ResNet", depth=18, base_channels=8, stem="cifar"), None, seed=5).state_dict()
+    torch.save(weights, tmp_path / "bare.pth")
+    extract(str(tmp_path / "bare.pth"), str(tmp_path / "backbone"), config=TINY_CONFIG)
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "root"),
+               enable_caching=False)
+    benchmark(dataset_uri=fmnist_tiny, backbone_uri=str(tmp_path / "backbone"), knn_ks=[10])
+    tasks = {p.name for p in (tmp_path / "root").glob("ssl-benchmark-*/*") if p.is_dir()}
+    assert tasks == {"knn-2", "report-2"}  # the from-backbone branch: no extraction
+    (report_md,) = (tmp_path / "root").rglob("report.md")
+    assert "| pretrained backbone |" in report_md.read_text()
