@@ -85,3 +85,10 @@ def _check_override_path(cfg: Config, key: str) -> None:
             node = node[part]
         else:
             raise ConfigError(f"--cfg-options {key}: {'.'.join(parts[:i]) or part!r} is not a dict")
+
+
+def config_arguments(parser):
+    """The positional CONFIG and `--cfg-options` that every config-reading command line takes."""
+    parser.add_argument("config", help="config file (path or name under ssl_lib/configs)")
+    parser.add_argument("--cfg-options", nargs="*", default=[], metavar="KEY=VALUE")
+    return parser

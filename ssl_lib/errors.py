@@ -1,4 +1,8 @@
 """Errors meant for people: each names the file, field or value at fault."""
+from __future__ import annotations
+
+import sys
+from typing import Callable
 
 
 class SSLError(Exception):
@@ -19,3 +23,14 @@ class StorageError(SSLError):
 
 class LaunchError(SSLError):
     """A remote training job (PyTorchJob) failed, timed out or was cancelled."""
+
+
+def exit_code(work: Callable[[], object]) -> int:
+    """Run a command line's work: 0 when it succeeds; an SSLError becomes one `error: ...` line on
+    stderr and exit code 2 (anything else is a bug and keeps its traceback)."""
+    try:
+        work()
+    except SSLError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from ..config import load_config
-from ..errors import SSLError
+from ..errors import exit_code
 from .runner import EpochRunner
 
 
@@ -30,12 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--deterministic", action="store_true",
                         help="deterministic cuDNN kernels (slower; as the seed's flag)")
     args = parser.parse_args(argv)
-    try:
-        train(args.config, args.dataset, args.work_dir, args.cfg_options, args.deterministic)
-    except SSLError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    return exit_code(lambda: train(args.config, args.dataset, args.work_dir, args.cfg_options, args.deterministic))
 
 
 if __name__ == "__main__":

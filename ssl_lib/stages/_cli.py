@@ -3,18 +3,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from typing import Callable
 
-from ..errors import SSLError
+from ..errors import exit_code
 
 
 def run_cli(parser: argparse.ArgumentParser, stage: Callable[..., dict], argv: list[str] | None = None) -> int:
     args = vars(parser.parse_args(argv))
-    try:
-        metrics = stage(**args)
-    except SSLError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(json.dumps(metrics, indent=2, default=str))
-    return 0
+    return exit_code(lambda: print(json.dumps(stage(**args), indent=2, default=str)))

@@ -5,24 +5,19 @@
 import argparse
 import sys
 
-from ssl_lib.config import load_config
-from ssl_lib.errors import SSLError
+from ssl_lib.config import config_arguments, load_config
+from ssl_lib.errors import exit_code
 from ssl_lib.model_tools import count_parameters
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("config")
-    p.add_argument("--cfg-options", nargs="*", default=[], metavar="KEY=VALUE")
-    args = p.parse_args(argv)
-    try:
-        counts = count_parameters(load_config(args.config, args.cfg_options))
-    except SSLError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    for name, n in counts.items():
-        print(f"{name:10s} {n:>13,d}  ({n / 1e6:.2f} M)")
-    return 0
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    args = config_arguments(parser).parse_args(argv)
+
+    def show() -> None:
+        for name, n in count_parameters(load_config(args.config, args.cfg_options)).items():
+            print(f"{name:10s} {n:>13,d}  ({n / 1e6:.2f} M)")
+    return exit_code(show)
 
 
 if __name__ == "__main__":

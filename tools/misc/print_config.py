@@ -5,21 +5,14 @@
 import argparse
 import sys
 
-from ssl_lib.config import load_config
-from ssl_lib.errors import SSLError
+from ssl_lib.config import config_arguments, load_config
+from ssl_lib.errors import exit_code
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("config")
-    p.add_argument("--cfg-options", nargs="*", default=[], metavar="KEY=VALUE")
-    args = p.parse_args(argv)
-    try:
-        print(load_config(args.config, args.cfg_options).pretty_text)
-    except SSLError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    args = config_arguments(parser).parse_args(argv)
+    return exit_code(lambda: print(load_config(args.config, args.cfg_options).pretty_text))
 
 
 if __name__ == "__main__":

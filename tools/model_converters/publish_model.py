@@ -6,7 +6,7 @@ loss scaler and RNG state), keep CPU tensors, and put its sha256 prefix in the f
 import argparse
 import sys
 
-from ssl_lib.errors import SSLError
+from ssl_lib.errors import exit_code
 from ssl_lib.model_tools import publish_model
 
 
@@ -15,12 +15,7 @@ def main(argv=None) -> int:
     p.add_argument("input")
     p.add_argument("output")
     args = p.parse_args(argv)
-    try:
-        print(publish_model(args.input, args.output))
-    except SSLError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+    return exit_code(lambda: print(publish_model(args.input, args.output)))
 
 
 if __name__ == "__main__":
