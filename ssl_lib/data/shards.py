@@ -112,6 +112,7 @@ class ParquetDataset:
             in_memory = size <= limit
         self.in_memory = in_memory
         self._images, labels, self._blocks = None, [], []  # blocks: (shard, row group, first index, rows)
+        self._files: dict[int, object] = {}  # open shards of this process; _row_group reopens after a pickle
         chunks = []
         for k, shard in enumerate(self.shards):
             uri = storage.join(root, shard["path"])
@@ -125,7 +126,7 @@ class ParquetDataset:
                     chunks.extend(table.column("image").chunks)
                     labels.append(table.column("label").to_numpy())
                     continue
-                meta = pq.ParquetFile(fetch_shard(root, shard))
+                meta = self._files[k] = pq.ParquetFile(fetch_shard(root, shard), memory_map=True)
             except OSError as err:
                 raise DataError(f"cannot read shard {uri}: {err}") from err
             labels.append(meta.read(columns=["label"]).column("label").to_numpy())
@@ -139,7 +140,6 @@ class ParquetDataset:
             self._images = pa.chunked_array(chunks, pa.large_binary()).combine_chunks() if chunks else []
         self._labels = np.concatenate(labels).astype(np.int64) if labels else np.zeros(0, np.int64)
         self._starts = np.array([b[2] for b in self._blocks], dtype=np.int64)
-        self._files: dict[int, object] = {}
         self._groups: OrderedDict = OrderedDict()
 
     def __len__(self) -> int:

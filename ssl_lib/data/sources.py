@@ -107,11 +107,9 @@ class FileTree:
                 raise OSError(f"{type(err).__name__}: {err}") from err
         return read
 
-    def read_text(self, rel: str) -> str:
-        try:
-            return self.reader(rel)().decode("utf-8")
-        except (OSError, UnicodeDecodeError) as err:
-            raise DataError(f"cannot read {self.uri(rel)}: {err}") from err
+
+def _is_file(uri: str) -> bool:
+    return storage.exists(uri) if storage.is_s3(uri) else Path(uri).is_file()
 
 
 def _tree(data_prefix: str) -> FileTree:
@@ -293,14 +291,9 @@ class ImageNet(RawSource):
 
     def _read_list(self, ann_file: str, classes: list[str] | None) -> tuple[list[tuple[str, int]], list[str]]:
         ann_name = ann_file.rstrip("/").rsplit("/", 1)[-1]
-        if storage.is_s3(ann_file):
-            if not storage.exists(ann_file):
-                raise DataError(f"dataset path not found: {ann_file}")
-            text = storage.read_text(ann_file)
-        elif not Path(ann_file).is_file():
+        if not _is_file(ann_file):
             raise DataError(f"dataset path not found: {ann_file}")
-        else:
-            text = Path(ann_file).read_text(encoding="utf-8")
+        text = storage.read_text(ann_file)
         entries = []
         for lineno, line in enumerate(text.splitlines(), start=1):
             if not line.strip():
@@ -412,7 +405,7 @@ def source_from_uri(uri: str, *, train_limit: int = 0, test_limit: int = 0, test
     if uri.endswith(".txt"):
         folder, _, name = uri.rstrip("/").rpartition("/")
         folder = folder or "."
-        if not (storage.exists(uri) if storage.is_s3(uri) else Path(uri).is_file()):
+        if not _is_file(uri):
             raise DataError(f"dataset path not found: {uri}")
         tree = _tree(data_prefix or folder)
         siblings = _tree(folder) if data_prefix else tree

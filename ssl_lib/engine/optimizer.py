@@ -4,6 +4,8 @@ the seed's `optimizer_config` and `fp16` settings: gradient clipping, gradient a
 precision with a loss scaler."""
 from __future__ import annotations
 
+import re
+
 import torch
 
 from ..errors import ConfigError
@@ -59,8 +61,6 @@ OPTIMIZERS = {"LARS": LARS}
 def param_groups(model: torch.nn.Module, defaults: dict, paramwise_options: dict | None) -> list[dict]:
     """One group per parameter with the overrides of every `paramwise_options` regex that its name
     matches (re.search, in order); a `<key>_mult` entry multiplies the optimizer's `<key>`."""
-    import re
-
     groups = []
     for name, param in model.named_parameters():
         if not param.requires_grad:

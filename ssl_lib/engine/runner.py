@@ -89,15 +89,15 @@ class EpochRunner:
             _setup_logging(self.log_dir / "train.log")
 
     # -- state ---------------------------------------------------------------------------------
-    def state_dict(self, rng: list[dict] | None = None) -> dict:
-        """The whole training state; `rng` holds every rank's generators (this rank's alone if not given)."""
+    def state_dict(self, rng: list[dict]) -> dict:
+        """The whole training state; `rng` holds every rank's generators, in rank order."""
         return {
             "meta": {"epoch": self.epoch, "iter": self.global_iter, "algorithm": self.cfg.model.type,
                      "config": self.cfg.pretty_text, "world_size": self.world_size},
             "state_dict": self.algorithm.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scaler": self.step.state_dict(),
-            "rng": rng if rng is not None else [checkpoint.rng_state()],
+            "rng": rng,
         }
 
     def resume(self) -> None:

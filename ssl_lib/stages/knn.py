@@ -8,6 +8,7 @@ import json
 import sys
 
 import numpy as np
+import torch
 
 from .. import storage
 from ..benchmarks.features import (RAW_PIXELS_MAX_SIDE, build_backbone, eval_dataset, extract_features,
@@ -22,8 +23,6 @@ def knn(dataset: str, backbone: str, output: str, ks: list[int] | None = None, t
     ks = sorted(int(k) for k in (ks or [10, 20, 100, 200]))
     if not ks or ks[0] <= 0:
         raise ConfigError(f"knn: ks must be positive integers, got {ks}")
-    import torch
-
     if gpus and torch.cuda.device_count() < gpus:
         raise ConfigError(f"knn: {gpus} GPU(s) requested but {torch.cuda.device_count()} visible "
                           f"(is the step on a GPU node, in the CUDA image?)")
