@@ -24,7 +24,7 @@ def count_parameters(cfg) -> dict:
 
 
 def publish_model(src: str, dst: str) -> str:
-    """Write `src` without its optimizer, scaler and RNG state, as CPU tensors, to `dst` with the first
+    """Write `src` without its optimizer, scaler, RNG and hook state, as CPU tensors, to `dst` with the first
     8 hex digits of its sha256 before the suffix (`model.pth` -> `model-1a2b3c4d.pth`); returns that URI."""
     try:
         state = torch.load(io.BytesIO(storage.read_bytes(src)), map_location="cpu", weights_only=True)
@@ -32,7 +32,7 @@ def publish_model(src: str, dst: str) -> str:
         raise DataError(f"{src} is not a loadable checkpoint (weights_only=True): {err}") from err
     if not isinstance(state, dict) or "state_dict" not in state:
         raise DataError(f"{src} has no 'state_dict': not a training checkpoint")
-    kept = {k: v for k, v in state.items() if k not in ("optimizer", "scaler", "rng")}
+    kept = {k: v for k, v in state.items() if k not in ("optimizer", "scaler", "rng", "hooks")}
     buf = io.BytesIO()
     torch.save(kept, buf)
     digest = hashlib.sha256(buf.getvalue()).hexdigest()[:8]

@@ -30,6 +30,27 @@ def test_cosine_lr_goes_from_base_to_min_with_linear_warmup():
     assert lr_at(cfg, 1.0, 1, 99, 100, 2) < 1e-3
 
 
+@pytest.mark.parametrize("it", [0, 1, 3, 5, 9, 10, 50])
+def test_linear_warmup_rises_linearly_from_the_ratio_to_the_schedule(it):
+    cfg = dict(policy="CosineAnnealing", min_lr=0.0, by_epoch=False, warmup="linear", warmup_iters=10,
+               warmup_ratio=0.1)
+    cosine = (1 + math.cos(math.pi * it / 100)) / 2
+    factor = 1 - (1 - it / 10) * (1 - 0.1) if it < 10 else 1.0
+    assert lr_at(cfg, 2.0, 0, it, 100, 1) == pytest.approx(2.0 * cosine * factor, rel=1e-12)
+
+
+@pytest.mark.parametrize("it, expected", [(0, 0.25), (4, 0.25), (5, 2.0), (6, 2.0)])
+def test_constant_warmup_holds_the_ratio_then_releases_it(it, expected):
+    cfg = dict(policy="Fixed", warmup="constant", warmup_iters=5, warmup_ratio=0.125)
+    assert lr_at(cfg, 2.0, 0, it, 100, 1) == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize("epoch, expected", [(0, 1.0), (5, 0.55), (10, 0.1), (8, 0.1 + 0.9 * (1 + math.cos(0.8 * math.pi)) / 2)])
+def test_cosine_min_lr_ratio_sets_the_floor_relative_to_the_base_lr(epoch, expected):
+    cfg = dict(policy="CosineAnnealing", min_lr_ratio=0.1)
+    assert lr_at(cfg, 1.0, epoch, 0, 10, 10) == pytest.approx(expected, rel=1e-12)
+
+
 @pytest.mark.parametrize("cfg, epoch, expected", [
     (dict(policy="StepFixCosineAnnealing", min_lr=0.0), 5, 0.5),  # half-way down the cosine
     (dict(policy="Step", step=[3, 8], gamma=0.1), 8, 0.01),
@@ -53,7 +74,7 @@ def test_checkpoint_holds_whole_state_and_loads_with_weights_only(fmnist_tiny, t
     metrics = train(TINY_CONFIG, fmnist_tiny, str(tmp_path), ["runner.max_epochs=1"])
     assert metrics["iterations"] == 4  # 64 images / batch 16
     state = torch.load(tmp_path / "epoch_1.pth", weights_only=True)
-    assert set(state) == {"meta", "state_dict", "optimizer", "scaler", "rng"}
+    assert set(state) == {"meta", "state_dict", "optimizer", "scaler", "rng", "hooks"}
     assert state["meta"]["epoch"] == 1 and state["meta"]["algorithm"] == "MoCo"
     assert "queue" in state["state_dict"] and state["optimizer"]["state"]
     assert checkpoint.newest(str(tmp_path)).endswith("epoch_1.pth")

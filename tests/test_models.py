@@ -94,7 +94,7 @@ def test_syncbn_backbone_reverts_to_bn_with_the_same_state_and_frozen_flags():
     state = copy.deepcopy(net.state_dict())
     net = revert_sync_batchnorm(net)
     assert not any(isinstance(m, nn.SyncBatchNorm) for m in net.modules())
-    assert type(net.layer1[0].bn1) is nn.BatchNorm2d and not net.bn1.weight.requires_grad
+    assert isinstance(net.layer1[0].bn1, nn.BatchNorm2d) and not net.bn1.weight.requires_grad
     for key, value in net.state_dict().items():
         torch.testing.assert_close(value, state[key])
 
@@ -197,10 +197,23 @@ def test_moco_loss_falls_on_a_fixed_batch_once_the_queue_holds_its_keys():
     assert losses[16] < 0.9 * losses[4]
 
 
-def test_moco_rejects_a_queue_not_divisible_by_the_batch():
+def test_moco_rejects_a_queue_not_divisible_by_the_global_batch_before_training():
     model = build(tiny_moco_cfg(queue_len=30), ALGORITHMS)
-    with pytest.raises(ConfigError, match=r"queue_len=30.*batch size 8"):
-        model(two_views())
+    with pytest.raises(ConfigError, match=r"model.queue_len=30 is not divisible by the global batch size 8"):
+        model.check_data(num_samples=64, global_batch=8, num_views=2)
+    model.check_data(num_samples=64, global_batch=10, num_views=2)
+
+
+def test_moco_rejects_a_pipeline_with_the_wrong_number_of_views_before_training():
+    model = build(tiny_moco_cfg(), ALGORITHMS)
+    with pytest.raises(ConfigError, match=r"MoCo needs 2 views per sample, the pipeline gives 3.*data.train.num_views"):
+        model.check_data(num_samples=64, global_batch=8, num_views=3)
+
+
+def test_a_neck_whose_input_width_does_not_match_the_backbone_is_named_at_build_time():
+    with pytest.raises(ConfigError, match=r"model.neck.in_channels=32 does not match the backbone's output width 64"):
+        build(tiny_moco_cfg(neck=dict(type="MoCoV2Neck", in_channels=32, hid_channels=16, out_channels=16)),
+              ALGORITHMS)
 
 
 def test_moco_extract_mode_returns_the_backbone_tuple():

@@ -96,6 +96,23 @@ def test_mixed_precision_training_checkpoints_and_resumes_its_loss_scaler(fmnist
     assert resumed["iterations"] == 8
 
 
+def test_resume_restores_the_loss_scaler_exactly_as_saved(fmnist_tiny, tmp_path):
+    import ssl_lib.data  # noqa: F401
+    import ssl_lib.models  # noqa: F401
+    from ssl_lib.config import load_config
+    from ssl_lib.engine.runner import EpochRunner
+    from ssl_lib.engine.train import train
+
+    options = ["fp16={'loss_scale': 'dynamic'}", "runner.max_epochs=1"]
+    train(TINY_CONFIG, fmnist_tiny, str(tmp_path), options)
+    saved = torch.load(tmp_path / "epoch_1.pth", weights_only=True)["scaler"]
+    assert saved["_growth_tracker"] == 4  # four steps without overflow: a fresh scaler would say 0
+    runner = EpochRunner(load_config(TINY_CONFIG, ["fp16={'loss_scale': 'dynamic'}", "runner.max_epochs=2"]),
+                         fmnist_tiny, str(tmp_path))
+    runner.resume()
+    assert runner.step.state_dict() == saved
+
+
 def test_paramwise_options_set_and_multiply_per_parameter_as_the_seed_does():
     from ssl_lib.benchmarks.features import build_backbone
     from ssl_lib.engine.optimizer import build_optimizer

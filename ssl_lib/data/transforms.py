@@ -15,7 +15,7 @@ from ..errors import ConfigError
 from ..registry import PIPELINES, build
 
 for _cls in (T.RandomResizedCrop, T.ColorJitter, T.RandomGrayscale, T.RandomHorizontalFlip,
-             T.ToTensor, T.Normalize, T.Resize, T.CenterCrop):
+             T.ToTensor, T.Normalize, T.Resize, T.CenterCrop, T.RandomCrop, T.RandomRotation):
     PIPELINES.register_module(module=_cls)
 
 
@@ -66,6 +66,23 @@ class Solarization:
 
     def __repr__(self) -> str:
         return f"Solarization(threshold={self.threshold}, p={self.p})"
+
+
+@PIPELINES.register_module()
+class Sobel:
+    """On a normalized 3-channel tensor: the channel mean, then the horizontal and vertical Sobel
+    filters (zero padding), 2 channels out. What the seed's `with_sobel` algorithms (DeepCluster)
+    put in front of the backbone, so that a backbone trained behind it is evaluated alone."""
+
+    KERNELS = torch.tensor([[[[1.0, 0.0, -1.0], [2.0, 0.0, -2.0], [1.0, 0.0, -1.0]]],
+                            [[[1.0, 2.0, 1.0], [0.0, 0.0, 0.0], [-1.0, -2.0, -1.0]]]])
+
+    def __call__(self, img: torch.Tensor) -> torch.Tensor:
+        gray = img.mean(dim=0, keepdim=True)
+        return torch.nn.functional.conv2d(gray[None], self.KERNELS, padding=1)[0]
+
+    def __repr__(self) -> str:
+        return "Sobel()"
 
 
 def build_pipeline(cfgs: list[dict]) -> T.Compose:

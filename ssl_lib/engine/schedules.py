@@ -12,6 +12,8 @@ def lr_at(lr_config: dict, base_lr: float, epoch: int, it: int, iters_per_epoch:
     """LR for iteration `it` of `epoch` (both 0-based) under `lr_config` (policy + warmup)."""
     cfg = dict(lr_config or {})
     policy = cfg.pop("policy", "Fixed")
+    if policy == policy.lower():  # as mmcv: the seed's configs write 'step', 'poly'
+        policy = policy.title()
     by_epoch = cfg.pop("by_epoch", True)
     total = max_epochs if by_epoch else max_epochs * iters_per_epoch
     step = epoch if by_epoch else epoch * iters_per_epoch + it

@@ -1,5 +1,5 @@
 """Prepare a checkpoint for release (the seed's tool of the same name): drop the optimizer (and the
-loss scaler and RNG state), keep CPU tensors, and put its sha256 prefix in the file name.
+loss scaler, RNG and hook state), keep CPU tensors, and put its sha256 prefix in the file name.
 
     python tools/model_converters/publish_model.py IN.pth OUT.pth    # -> OUT-1a2b3c4d.pth (local or s3://)
 """

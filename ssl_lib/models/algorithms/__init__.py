@@ -1,5 +1,16 @@
 """Algorithms, one file each; importing this package registers them in ALGORITHMS."""
+from .barlowtwins import BarlowTwins
 from .base import BaseAlgorithm
+from .byol import BYOL
+from .deepcluster import DeepCluster
+from .densecl import DenseCL
 from .moco import MoCo
+from .npid import NPID
+from .odc import ODC
+from .relative_loc import RelativeLoc
+from .rotation_pred import RotationPred
+from .simclr import SimCLR
+from .simsiam import SimSiam
+from .swav import SwAV
 
-__all__ = ["BaseAlgorithm", "MoCo"]
+__all__ = ["BaseAlgorithm", "DeepCluster", "ODC", "MoCo", "SimCLR", "BarlowTwins", "BYOL", "SimSiam", "RelativeLoc", "RotationPred", "DenseCL", "NPID", "SwAV"]

@@ -9,8 +9,18 @@ from torch import nn
 
 from ...errors import ConfigError
 from ...registry import ALGORITHMS
-from ..utils import batch_shuffle_ddp, batch_unshuffle_ddp, concat_all_gather, get_dist_info
+from ..utils import batch_shuffle_ddp, batch_unshuffle_ddp, concat_all_gather
 from .base import BaseAlgorithm
+
+
+@torch.no_grad()
+def enqueue(queue: torch.Tensor, queue_ptr: torch.Tensor, keys: torch.Tensor) -> None:
+    """Write the global batch's keys (every rank's [N, D], gathered) over the oldest columns of
+    queue [D, K] and advance queue_ptr; K must be a multiple of the global batch."""
+    keys = concat_all_gather(keys)
+    ptr = int(queue_ptr)
+    queue[:, ptr:ptr + keys.shape[0]] = keys.T
+    queue_ptr[0] = (ptr + keys.shape[0]) % queue.shape[1]
 
 
 @ALGORITHMS.register_module()
@@ -19,6 +29,8 @@ class MoCo(BaseAlgorithm):
 
     `self.momentum` is a plain attribute so that a hook may schedule it.
     """
+
+    num_views = 2
 
     def __init__(self, backbone: dict, neck: dict, head: dict, queue_len: int = 65536,
                  feat_dim: int = 128, momentum: float = 0.999):
@@ -37,24 +49,21 @@ class MoCo(BaseAlgorithm):
         for p_q, p_k in zip(params_q, self.encoder_k.parameters()):
             p_k.mul_(self.momentum).add_(p_q.detach(), alpha=1.0 - self.momentum)
 
-    @torch.no_grad()
     def _dequeue_and_enqueue(self, keys: torch.Tensor) -> None:
-        keys = concat_all_gather(keys)
-        ptr = int(self.queue_ptr)
-        self.queue[:, ptr:ptr + keys.shape[0]] = keys.T
-        self.queue_ptr[0] = (ptr + keys.shape[0]) % self.queue_len
+        enqueue(self.queue, self.queue_ptr, keys)
+
+    def check_data(self, num_samples: int, global_batch: int, num_views: int | None) -> None:
+        super().check_data(num_samples, global_batch, num_views)
+        if self.queue_len % global_batch:  # the queue is filled in whole global batches
+            raise ConfigError(f"model.queue_len={self.queue_len} is not divisible by the global batch size "
+                              f"{global_batch}; pick a multiple of it, e.g. {global_batch * max(1, self.queue_len // global_batch)}")
+        if getattr(self.neck, "out_channels", self.feat_dim) != self.feat_dim:
+            raise ConfigError(f"model.feat_dim={self.feat_dim} but the neck outputs {self.neck.out_channels}; "
+                              f"set model.feat_dim={self.neck.out_channels}")
 
     def forward_train(self, img: list[torch.Tensor], **kwargs) -> dict[str, torch.Tensor]:
-        if len(img) < 2:
-            raise ConfigError(f"MoCo needs 2 views per sample, the pipeline gave {len(img)}")
         im_q, im_k = img[0], img[1]
-        batch = im_q.shape[0] * get_dist_info()[1]
-        if self.queue_len % batch:  # the queue is filled in whole global batches
-            raise ConfigError(f"MoCo queue_len={self.queue_len} is not divisible by the global "
-                              f"batch size {batch}; pick a queue_len that is a multiple of it")
         q = F.normalize(self.neck(self.backbone(im_q))[0], dim=1)
-        if q.shape[1] != self.feat_dim:
-            raise ConfigError(f"MoCo feat_dim={self.feat_dim} but the neck outputs {q.shape[1]}")
         with torch.no_grad():
             self.momentum_update()
             im_k, idx_unshuffle = batch_shuffle_ddp(im_k)  # shuffled BN: no leak via batch stats

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from torch.utils.data import Dataset
 
-from ..errors import ConfigError
-from ..registry import DATASETS, DATASOURCES, build
-from .transforms import build_pipeline
+from ...errors import ConfigError
+from ...registry import DATASETS, DATASOURCES, build
+from ..transforms import build_pipeline
 
 
 def build_source(data_source):

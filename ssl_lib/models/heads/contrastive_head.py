@@ -4,8 +4,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..registry import HEADS
-from .losses import info_nce_from_logits
+from ...registry import HEADS
+from ..losses import info_nce_from_logits
 
 
 @HEADS.register_module()

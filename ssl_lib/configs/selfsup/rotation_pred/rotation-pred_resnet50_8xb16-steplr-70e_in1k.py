@@ -1,0 +1,23 @@
+_base_ = [
+    '../_base_/models/rotation-pred.py',
+    '../_base_/datasets/imagenet_rotation-pred.py',
+    '../_base_/schedules/sgd_steplr-200e_in1k.py',
+    '../_base_/default_runtime.py',
+]
+
+# optimizer
+optimizer = dict(type='SGD', lr=0.2, momentum=0.9, weight_decay=1e-4)
+
+# learning policy
+lr_config = dict(
+    policy='step',
+    step=[30, 50],
+    warmup='linear',
+    warmup_iters=5,  # 5 ep
+    warmup_ratio=0.1,
+    warmup_by_epoch=True)
+
+# runtime settings
+runner = dict(type='EpochBasedRunner', max_epochs=70)
+# keep only the three newest checkpoints
+checkpoint_config = dict(interval=10, max_keep_ckpts=3)

@@ -1,0 +1,7 @@
+"""Datasets, one file per kind as in the seed; importing this package registers them in DATASETS."""
+from .deepcluster import DeepClusterDataset
+from .multi_view import MultiViewDataset, SingleViewDataset, build_source
+from .relative_loc import RelativeLocDataset
+from .rotation_pred import RotationPredDataset
+
+__all__ = ["DeepClusterDataset", "MultiViewDataset", "RelativeLocDataset", "RotationPredDataset", "SingleViewDataset", "build_source"]

@@ -1,0 +1,11 @@
+"""Hooks, one file each as in the seed: behaviour between iterations (momentum schedules,
+re-clustering, queues, ...). Importing this package registers them in HOOKS."""
+from .deepcluster_hook import DeepClusterHook
+from .densecl_hook import DenseCLHook
+from .hook import PRIORITIES, Hook, get_priority
+from .momentum_update_hook import MomentumUpdateHook
+from .odc_hook import ODCHook
+from .simsiam_hook import SimSiamHook
+from .swav_hook import SwAVHook
+
+__all__ = ["PRIORITIES", "Hook", "get_priority", "MomentumUpdateHook", "DeepClusterHook", "ODCHook", "SimSiamHook", "DenseCLHook", "SwAVHook"]
