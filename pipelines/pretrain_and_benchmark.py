@@ -12,7 +12,7 @@ from components.report import report
 from pipelines.object_storage import use_object_storage
 from pipelines.resources import on_gpus
 
-DEFAULT_CONFIG = "selfsup/mocov2/mocov2_resnet18-w16_1xb64-coslr-10e_fmnist.py"
+DEFAULT_CONFIG = "selfsup/rotation_pred/rotation-pred_resnet18-w16_1xb64-steplr-3e_fmnist.py"
 
 
 @dsl.pipeline(name="ssl-pretrain-and-benchmark",

@@ -10,6 +10,7 @@ import faiss
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import DistributedSampler
 
@@ -87,7 +88,7 @@ def test_tiny_config_trains_two_steps_with_every_parameter_getting_a_gradient():
         opt.step()
     # uniform loss weights: the plain cross-entropy
     scores = model.head(model.neck(model.backbone(x)))[0]
-    torch.testing.assert_close(model([x], pseudo_label=labels)["loss"], torch.nn.functional.cross_entropy(scores, labels))
+    torch.testing.assert_close(model([x], pseudo_label=labels)["loss"], F.cross_entropy(scores, labels))
 
 
 def test_kmeans_recovers_hand_made_well_separated_clusters_and_is_reproducible():
@@ -194,7 +195,8 @@ def test_sobel_layer_matches_the_sobel_eval_transform_and_feeds_a_2_channel_back
     assert model.backbone.conv1.in_channels == 2 and not any(p.requires_grad for p in model.sobel_layer.parameters())
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
-        torch.testing.assert_close(model(x, mode="extract")[0], model.backbone(torch.stack([sobel_transform(i) for i in x]))[0])
+        sobel_input = torch.stack([sobel_transform(i) for i in x])
+        torch.testing.assert_close(model(x, mode="extract")[0], model.backbone(sobel_input)[0])
     with pytest.raises(ConfigError, match=r"model.backbone.in_channels=3 but with_sobel=True gives the backbone 2"):
         build_algorithm({**cfg, "backbone": {**cfg.backbone, "in_channels": 3}})
 

@@ -39,7 +39,7 @@ def two_views(batch: int, size: int) -> list[torch.Tensor]:
 def test_tiny_config_trains_two_steps_with_every_parameter_getting_a_gradient_and_keys_following_by_momentum():
     torch.manual_seed(0)
     model = build_algorithm(load_config(TINY).model).train()
-    assert type(model.neck) is LinearNeck and model.head.temperature == 0.07
+    assert type(model.neck) is LinearNeck
     opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1, momentum=0.9)
     views = two_views(16, 28)
     for step in range(2):

@@ -31,8 +31,8 @@ class ODC(BaseAlgorithm):
         self.memory_bank = build(memory_bank, MEMORIES)
         self.num_classes = self.head.num_classes
         if self.memory_bank.num_classes != self.num_classes:
-            raise ConfigError(f"model.memory_bank.num_classes={self.memory_bank.num_classes} but model.head.num_classes="
-                              f"{self.num_classes}; they must be equal")
+            raise ConfigError(f"model.memory_bank.num_classes={self.memory_bank.num_classes} but "
+                              f"model.head.num_classes={self.num_classes}; they must be equal")
         width = getattr(self.neck, "out_channels", None)
         if width is not None and self.memory_bank.feat_dim != width:
             raise ConfigError(f"model.memory_bank.feat_dim={self.memory_bank.feat_dim} but the neck outputs {width}; "

@@ -1,5 +1,9 @@
 # Barlow Twins sized for two CPU cores: a quarter-width ResNet-18 (base 16) with the small-image stem,
-# on 10k Fashion-MNIST images for 10 epochs. Measured choices: see the end of this file.
+# on 10k Fashion-MNIST images for 10 epochs: batch 64, a 128-512-512-512 projector (the seed's shape,
+# 16 times narrower), lambd 0.0051, the seed's LARS options at lr 0.4; plain BN; the SimCLR pipeline.
+# The seed's zero_init_residual stays: `make run`'s random-init baseline is then that zero-residual
+# network (54.90 at k=20); the usual random init of this backbone gives 76.65.
+# Measured: 5 epochs reach 78.30 kNN top-1 at k=20.
 _base_ = [
     '../_base_/models/barlowtwins.py',
     '../_base_/datasets/fmnist_simclr.py',

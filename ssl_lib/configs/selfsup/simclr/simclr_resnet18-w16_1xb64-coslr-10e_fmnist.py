@@ -1,5 +1,8 @@
 # SimCLR sized for two CPU cores: a quarter-width ResNet-18 (base 16) with the small-image stem, on
-# 10k Fashion-MNIST images for 10 epochs. Measured choices: see the end of this file.
+# 10k Fashion-MNIST images for 10 epochs: batch 64 (126 negatives per anchor), a 128-128-64 projector,
+# the seed's LARS (lr 0.3, biases and norms excluded), temperature 0.1, one warm-up epoch; plain BN
+# (one process normalises the whole batch, so there is no per-device leak to guard against).
+# Measured: 5 epochs reach 80.30 kNN top-1 at k=20 (the same backbone at random init: 76.65).
 _base_ = [
     '../_base_/models/simclr.py',
     '../_base_/datasets/fmnist_simclr.py',
