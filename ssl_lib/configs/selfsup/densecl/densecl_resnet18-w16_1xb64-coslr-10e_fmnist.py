@@ -1,4 +1,4 @@
-# DenseCL sized for two CPU cores (the default of `make run`): MoCo v2's Fashion-MNIST recipe
+# DenseCL sized for two CPU cores: MoCo v2's Fashion-MNIST recipe
 # (quarter-width ResNet-18 with the small-image stem, SplitBN, queue 1024, 10k images) plus the dense
 # branch on the last 4x4 feature map.
 _base_ = [

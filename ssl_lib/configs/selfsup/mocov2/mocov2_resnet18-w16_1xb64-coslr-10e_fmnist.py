@@ -1,4 +1,4 @@
-# MoCo v2 sized for two CPU cores (the default of `make run`): a quarter-width ResNet-18 (base 16)
+# MoCo v2 sized for two CPU cores (the default of `make run` before Rotation Prediction): a quarter-width ResNet-18 (base 16)
 # with the small-image stem, on 10k Fashion-MNIST images for 10 epochs (about 6 minutes).
 # Measured choices (kNN top-1 at k=20 after 6 epochs, same backbone at random init: 76.65):
 #   - SplitBN with 8 slices of the batch: one process gets the effect of MoCo's shuffle BN, so the

@@ -1,4 +1,4 @@
-# NPID sized for two CPU cores (the default of `make run`): a quarter-width ResNet-18 (base 16) with
+# NPID sized for two CPU cores: a quarter-width ResNet-18 (base 16) with
 # the small-image stem, on the 10k Fashion-MNIST images of `make run`'s default train subset.
 _base_ = [
     '../_base_/models/npid.py',
