@@ -3,7 +3,10 @@
 # 16 times narrower), lambd 0.0051, the seed's LARS options at lr 0.4; plain BN; the SimCLR pipeline.
 # The seed's zero_init_residual stays: `make run`'s random-init baseline is then that zero-residual
 # network (54.90 at k=20); the usual random init of this backbone gives 76.65.
-# Measured: 5 epochs reach 78.30 kNN top-1 at k=20.
+# Measured (kNN top-1): 5 epochs reach 78.30 at k=20; this recipe, 10 epochs (pipelines.run_local,
+# 2 loaded cores, 202 images/s, 8.3 min of pretraining), 78.35 / 78.40 / 76.30 / 74.90 at
+# k = 10 / 20 / 100 / 200: +1.75 over the usual random init at k=20. An iteration costs about 1.25
+# times MoCo v2's: about 3.5 minutes on an idle 2-core machine.
 _base_ = [
     '../_base_/models/barlowtwins.py',
     '../_base_/datasets/fmnist_simclr.py',

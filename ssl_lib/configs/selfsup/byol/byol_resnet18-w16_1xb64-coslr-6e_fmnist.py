@@ -1,3 +1,11 @@
+# BYOL sized for two CPU cores: a quarter-width ResNet-18 (base 16) with the small-image stem, on 10k
+# Fashion-MNIST images for 6 epochs (about 6 minutes of pretraining, 170 images/s; `make run`: 422 s).
+# The seed's recipe scaled down: LARS (bn/bias excluded), cosine lr with a 1-epoch warmup, the cosine
+# momentum schedule from 0.99 to 1 (MomentumUpdateHook), the two asymmetric pipelines of fmnist_byol.
+# Measured (kNN top-1 at k=20; this backbone at random init: 76.65, raw pixels: 83.15):
+#   - this recipe: 68.90 after 6 epochs, 67.35 after 2: BYOL does not beat random init this early.
+#   - LARS at batch 64 moves the conv/linear weights by only lr * eta = 3e-4 of their norm per step
+#     while the excluded bn/bias take plain SGD steps of lr 0.3; a small-batch SGD recipe is untested.
 _base_ = [
     '../_base_/models/byol.py',
     '../_base_/datasets/fmnist_byol.py',

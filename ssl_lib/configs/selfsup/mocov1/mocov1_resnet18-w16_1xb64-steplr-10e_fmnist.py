@@ -5,6 +5,9 @@
 # Measured (5 epochs, steps at 3 and 4, kNN top-1 at k=20; the same backbone at random init: 76.65):
 #   - temperature 0.2 rather than the seed's 0.07: 77.85 against 75.05 (with a linear head and a
 #     1024-key queue, 0.07 makes the loss too peaked for this small network).
+# This recipe, 10 epochs (pipelines.run_local, 2 loaded cores, 172 images/s, 9.7 min of pretraining):
+# kNN top-1 80.45 / 79.65 / 77.55 / 75.60 at k = 10 / 20 / 100 / 200, +3.0 over random init at k=20
+# (MoCo v2's recipe: +3.5). At MoCo v2's idle-machine speed the pretraining takes about 2.6 minutes.
 _base_ = [
     '../_base_/models/mocov1.py',
     '../_base_/datasets/fmnist_mocov1.py',

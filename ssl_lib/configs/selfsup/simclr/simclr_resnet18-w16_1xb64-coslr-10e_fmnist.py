@@ -2,7 +2,10 @@
 # 10k Fashion-MNIST images for 10 epochs: batch 64 (126 negatives per anchor), a 128-128-64 projector,
 # the seed's LARS (lr 0.3, biases and norms excluded), temperature 0.1, one warm-up epoch; plain BN
 # (one process normalises the whole batch, so there is no per-device leak to guard against).
-# Measured: 5 epochs reach 80.30 kNN top-1 at k=20 (the same backbone at random init: 76.65).
+# Measured (kNN top-1; the same backbone at random init: 76.65 at k=20): 5 epochs reach 80.30 at k=20;
+# this recipe, 10 epochs (pipelines.run_local, 2 heavily loaded cores, 86 images/s, 19 min of
+# pretraining), 82.80 / 81.65 / 79.50 / 78.00 at k = 10 / 20 / 100 / 200, +5.0 at k=20. An iteration
+# costs 1.44 times MoCo v2's (both views back-propagate): about 4 minutes on an idle 2-core machine.
 _base_ = [
     '../_base_/models/simclr.py',
     '../_base_/datasets/fmnist_simclr.py',
