@@ -33,7 +33,7 @@ setup: $(VENV)/.installed $(FMNIST_DIR)
 
 run: setup
 	$(PY) -m pipelines.run_local --data $(DATA) --root $(ROOT) $(if $(CONFIG),--config $(CONFIG)) \
-	  $(if $(CFG_OPTIONS),--cfg-options $(CFG_OPTIONS))
+	  $(if $(CFG_OPTIONS),--cfg-options $(CFG_OPTIONS)) $(if $(filter-out 0,$(VERBOSE)),--verbose)
 
 test: setup
 	$(PY) -m pytest -q -p no:cacheprovider
@@ -41,6 +41,8 @@ test: setup
 bench: setup
 	$(PY) tools/bench_throughput.py
 	$(PY) tools/bench_shards.py
+	$(PY) tools/benchmarks/bench_svm.py
+	$(PY) tools/benchmarks/bench_linear.py
 
 compile: setup
 	$(PY) -m pipelines.compile

@@ -1,22 +1,22 @@
 from kfp import dsl
-from kfp.dsl import Artifact, Dataset, Input, Metrics, Model, Output
+from kfp.dsl import Artifact, Input, Metrics, Output
 
 from components.images import BENCHMARK_IMAGE
 
 
 @dsl.component(base_image=BENCHMARK_IMAGE, install_kfp_package=False)
-def knn(dataset: Input[Dataset], backbone: Input[Model], result: Output[Artifact], metrics: Output[Metrics],
-        ks: list = [10, 20, 100, 200], temperature: float = 0.07, baselines: bool = True, gpus: int = 0):
-    """Weighted kNN (faiss) of the frozen backbone, with random-init and raw-pixel baselines."""
-    import json
+def knn(features: Input[Artifact], result: Output[Artifact], metrics: Output[Metrics], enabled: bool = True,
+        ks: list = [10, 20, 100, 200], temperature: float = 0.07, layer: str = "avgpool", gpus: int = 0):
+    """Weighted kNN (faiss) on the cached features, with the random-init and raw-pixel baselines."""
+    from ssl_lib.stages.skip import skip, write_metrics
 
+    if not enabled:
+        skip(result.path, "knn", metrics.path)
+        return
     from ssl_lib.stages.knn import knn as run
 
-    out = run(dataset=dataset.path, backbone=backbone.path, output=result.path, ks=ks,
-              temperature=temperature, baselines=baselines, gpus=gpus)
+    out = run(features=features.path, output=result.path, ks=ks, temperature=temperature, layer=layer, gpus=gpus)
     for name, res in out["results"].items():
         for k, top1 in res["top1"].items():
             metrics.log_metric(f"{name}_top1_k{k}", round(100 * top1, 2))
-    # kfp.local treats an output artifact without a file as a cache miss; the metrics file gives it one.
-    with open(metrics.path, "w") as f:
-        json.dump(metrics.metadata, f)
+    write_metrics(metrics)

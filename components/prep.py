@@ -6,14 +6,15 @@ from components.images import CPU_IMAGE
 
 @dsl.component(base_image=CPU_IMAGE, install_kfp_package=False)
 def prep(source: str, dataset: Output[Dataset], metrics: Output[Metrics], train_limit: int = 0,
-         test_limit: int = 0, test_fraction: float = 0.2) -> int:
-    """Images (Fashion-MNIST IDX, an image folder, a list file, or s3://) -> Parquet shards + manifest."""
+         test_limit: int = 0, test_fraction: float = 0.2, mosaic_size: int = 96, mosaic_seed: int = 0) -> int:
+    """Images (Fashion-MNIST IDX, an image folder, a list file, a VOC2007 folder, the built-in
+    fashion-mnist-mosaic, or s3://) -> Parquet shards + manifest."""
     import json
 
     from ssl_lib.stages.prep import prep as run
 
     out = run(source=source, output=dataset.path, train_limit=train_limit, test_limit=test_limit,
-              test_fraction=test_fraction)
+              test_fraction=test_fraction, mosaic_size=mosaic_size, mosaic_seed=mosaic_seed)
     dataset.metadata.update(out)
     for key in ("num_train", "num_test", "num_classes", "num_skipped"):
         metrics.log_metric(key, out[key])

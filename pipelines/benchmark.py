@@ -3,7 +3,8 @@
 A prepared dataset (the `dataset` artifact of the prep stage, as a URI) and either a training
 checkpoint (a `checkpoint.pth` file or a pretrain artifact folder: backbone extraction runs first) or
 backbone weights (an extract artifact folder: used as they are) come in through importers; then
-every benchmark stage: kNN, and the report. Given both URIs, the checkpoint wins. A checkpoint URI may
+the benchmark stages (pipelines/dag.py: features, kNN, the SVMs, linear, fast linear, semi-supervised)
+and the report. Given both URIs, the checkpoint wins. A checkpoint URI may
 also be a training work dir: its newest epoch_N.pth is evaluated. A checkpoint from elsewhere (an
 MMSelfSup model-zoo file, torchvision weights) needs `checkpoint_config`, a config whose
 `model.backbone` it fits, with `checkpoint_cfg_options` to adjust it. With `history_uri` (a JSON-lines
@@ -13,44 +14,58 @@ from kfp import dsl
 from kfp.dsl import Dataset, Model
 
 from components.extract import extract
-from components.knn import knn
-from components.report import report
+from components.prep import prep
+from pipelines.dag import evaluate
 from pipelines.object_storage import use_object_storage
-from pipelines.resources import on_gpus
-
-
-def _evaluate(dataset, backbone, knn_ks, knn_gpus, history_uri) -> None:
-    """Every benchmark stage of a backbone: kNN, then the report (and its line in the trend file)."""
-    bench = on_gpus(knn(dataset=dataset, backbone=backbone, ks=knn_ks, gpus=knn_gpus), knn_gpus)
-    summary = report(knn_result=bench.outputs["result"], dataset=dataset, history=history_uri)
-    use_object_storage(bench, summary)
+from ssl_lib.stages.plan import PROTOCOLS
 
 
 @dsl.pipeline(name="ssl-benchmark",
-              description="kNN benchmark and report of a checkpoint or backbone weights on a prepared dataset.")
+              description="Every classification benchmark (kNN, VOC07 SVM, low-shot SVM, linear, fast linear, "
+                          "semi-supervised) and the report of a checkpoint or backbone weights.")
 def benchmark(
     dataset_uri: str,
     checkpoint_uri: str = "",
     checkpoint_config: str = "",
     checkpoint_cfg_options: list = [],
     backbone_uri: str = "",
+    benchmarks: list = list(PROTOCOLS),
+    voc_source: str = "fashion-mnist-mosaic",
+    voc_train_limit: int = 0,
+    voc_test_limit: int = 0,
+    voc_mosaic_size: int = 96,
     knn_ks: list = [10, 20, 100, 200],
     knn_gpus: int = 0,
+    features_gpus: int = 0,
+    eval_gpus: int = 0,
+    low_shot_ks: list = [1, 2, 4, 8, 16, 32, 64, 96],
+    low_shot_samples: int = 5,
+    linear_epochs: int = 0,
+    semi_epochs: int = 0,
+    semi_fractions: list = [0.01, 0.1],
     history_uri: str = "",
 ):
-    # Each branch runs the benchmark stages itself: kfp.local does not resolve a dsl.OneOf of artifacts.
+    params = dict(benchmarks=benchmarks, knn_ks=knn_ks, knn_gpus=knn_gpus, features_gpus=features_gpus,
+        eval_gpus=eval_gpus, low_shot_ks=low_shot_ks,
+                  low_shot_samples=low_shot_samples, linear_epochs=linear_epochs, semi_epochs=semi_epochs,
+        semi_fractions=semi_fractions,
+                  history_uri=history_uri)
     data = dsl.importer(artifact_uri=dataset_uri, artifact_class=Dataset, reimport=False)
     data.set_display_name("import-dataset")
+    voc = prep(source=voc_source, train_limit=voc_train_limit, test_limit=voc_test_limit,
+               mosaic_size=voc_mosaic_size).set_display_name("prep-voc")
+    use_object_storage(voc)
+    # Each branch runs the benchmark stages itself: kfp.local does not resolve a dsl.OneOf of artifacts.
     with dsl.If(checkpoint_uri != "", name="from-checkpoint"):
         checkpoint = dsl.importer(artifact_uri=checkpoint_uri, artifact_class=Model, reimport=False)
         checkpoint.set_display_name("import-checkpoint")
         weights = extract(checkpoint=checkpoint.output, config=checkpoint_config, cfg_options=checkpoint_cfg_options)
         use_object_storage(weights)
-        _evaluate(data.output, weights.outputs["backbone"], knn_ks, knn_gpus, history_uri)
+        evaluate(data.output, voc.outputs["dataset"], weights.outputs["backbone"], params)
     with dsl.Else(name="from-backbone"):
         given = dsl.importer(artifact_uri=backbone_uri, artifact_class=Model, reimport=False)
         given.set_display_name("import-backbone")
-        _evaluate(data.output, given.output, knn_ks, knn_gpus, history_uri)
+        evaluate(data.output, voc.outputs["dataset"], given.output, params)
 
 
 def check_arguments(arguments: dict) -> None:

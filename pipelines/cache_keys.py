@@ -26,6 +26,7 @@ from graphlib import TopologicalSorter
 import yaml
 
 from pipelines.submit import check_arguments, package_path, parse_params
+from ssl_lib.stages.plan import plan
 
 
 def _number_as_double(value):
@@ -43,6 +44,11 @@ def _digest(obj) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
 
 
+# Components whose output parameters are a pure function of their input parameters: a consumer's key
+# holds the value, as KFP's does, so that switching one benchmark on or off changes only its stage.
+OUTPUT_VALUES = {"comp-plan-benchmarks": lambda params: plan(params["benchmarks"])}
+
+
 def fingerprints(spec: dict, arguments: dict | None = None) -> dict[str, str]:
     """{task: fingerprint} for a compiled pipeline (its first YAML document) run with `arguments`."""
     root = spec["root"]
@@ -55,6 +61,7 @@ def fingerprints(spec: dict, arguments: dict | None = None) -> dict[str, str]:
                        for kind in ("taskOutputParameter", "taskOutputArtifact") if kind in ref}
                 | set(t.get("dependentTasks", [])) for name, t in tasks.items()}
     done: dict[str, str] = {}
+    values: dict[str, dict] = {}
     for name in TopologicalSorter(upstream).static_order():
         task = tasks[name]
         component = spec["components"][task["componentRef"]["name"]]
@@ -70,7 +77,9 @@ def fingerprints(spec: dict, arguments: dict | None = None) -> dict[str, str]:
                 parameters[key] = ref["runtimeValue"]["constant"]
             else:
                 out = ref["taskOutputParameter"]
-                parameters[key] = f"{done[out['producerTask']]}/{out['outputParameterKey']}"
+                known = values.get(out["producerTask"])
+                parameters[key] = (known[out["outputParameterKey"]] if known is not None
+                                   else f"{done[out['producerTask']]}/{out['outputParameterKey']}")
         artifacts = {}
         for key, ref in task.get("inputs", {}).get("artifacts", {}).items():
             out = ref["taskOutputArtifact"]
@@ -88,6 +97,8 @@ def fingerprints(spec: dict, arguments: dict | None = None) -> dict[str, str]:
         else:  # an importer: reimport=False finds the artifact already registered for the same URI
             key["importer"] = executor["importer"]
         done[name] = _digest(key)
+        if task["componentRef"]["name"] in OUTPUT_VALUES:
+            values[name] = OUTPUT_VALUES[task["componentRef"]["name"]](parameters)
     return done
 
 

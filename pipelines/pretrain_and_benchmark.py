@@ -1,22 +1,24 @@
-"""The full DAG: prep -> pretrain -> extract -> kNN -> report; every stage reads and writes object
-storage with the credentials of Secret ssl-lib-object-storage (pipelines/object_storage.py)."""
+"""The full DAG: prep -> pretrain -> extract -> features -> every benchmark -> report; every stage
+reads and writes object storage with the credentials of Secret ssl-lib-object-storage
+(pipelines/object_storage.py)."""
 from kfp import dsl
 from kfp.dsl import Artifact
 
 from components.extract import extract
 from components.images import TRAINING_IMAGE
-from components.knn import knn
 from components.prep import prep
 from components.pretrain import pretrain
-from components.report import report
+from pipelines.dag import evaluate
 from pipelines.object_storage import use_object_storage
-from pipelines.resources import on_gpus
+from ssl_lib.stages.plan import PROTOCOLS
 
 DEFAULT_CONFIG = "selfsup/rotation_pred/rotation-pred_resnet18-w16_1xb64-steplr-3e_fmnist.py"
 
 
 @dsl.pipeline(name="ssl-pretrain-and-benchmark",
-              description="Self-supervised pretraining, backbone extraction and the kNN benchmark, with a report.")
+              description="Self-supervised pretraining, backbone extraction and the seed's classification "
+                          "benchmarks (kNN, VOC07 SVM, low-shot SVM, linear, fast linear, semi-supervised), "
+                          "with a report.")
 def pretrain_and_benchmark(
     source: str = "fashion-mnist",
     config: str = DEFAULT_CONFIG,
@@ -27,17 +29,33 @@ def pretrain_and_benchmark(
     nproc: int = 1,
     num_workers: int = 1,
     gpus_per_worker: int = 1,
+    benchmarks: list = list(PROTOCOLS),
+    voc_source: str = "fashion-mnist-mosaic",
+    voc_train_limit: int = 0,
+    voc_test_limit: int = 0,
+    voc_mosaic_size: int = 96,
     knn_ks: list = [10, 20, 100, 200],
     knn_gpus: int = 0,
+    features_gpus: int = 0,
+    eval_gpus: int = 0,
+    low_shot_ks: list = [1, 2, 4, 8, 16, 32, 64, 96],
+    low_shot_samples: int = 5,
+    linear_epochs: int = 0,
+    semi_epochs: int = 0,
+    semi_fractions: list = [0.01, 0.1],
     history_uri: str = "",
 ) -> Artifact:
     data = prep(source=source, train_limit=train_limit, test_limit=test_limit).set_display_name("prep")
+    voc = prep(source=voc_source, train_limit=voc_train_limit, test_limit=voc_test_limit,
+               mosaic_size=voc_mosaic_size).set_display_name("prep-voc")
     train = pretrain(config=config, dataset=data.outputs["dataset"], cfg_options=cfg_options, launcher=launcher,
                      nproc=nproc, num_workers=num_workers, gpus_per_worker=gpus_per_worker, image=TRAINING_IMAGE)
     weights = extract(checkpoint=train.outputs["checkpoint"])
-    bench = on_gpus(knn(dataset=data.outputs["dataset"], backbone=weights.outputs["backbone"], ks=knn_ks,
-                    gpus=knn_gpus), knn_gpus)
-    summary = report(knn_result=bench.outputs["result"], checkpoint=train.outputs["checkpoint"],
-                     dataset=data.outputs["dataset"], history=history_uri)
-    use_object_storage(data, train, weights, bench, summary)
+    use_object_storage(data, voc, train, weights)
+    summary = evaluate(data.outputs["dataset"], voc.outputs["dataset"], weights.outputs["backbone"], dict(
+        benchmarks=benchmarks, knn_ks=knn_ks, knn_gpus=knn_gpus, features_gpus=features_gpus,
+        eval_gpus=eval_gpus, low_shot_ks=low_shot_ks,
+        low_shot_samples=low_shot_samples, linear_epochs=linear_epochs, semi_epochs=semi_epochs,
+        semi_fractions=semi_fractions,
+        history_uri=history_uri), checkpoint=train.outputs["checkpoint"])
     return summary.outputs["report_dir"]

@@ -122,3 +122,21 @@ def fmnist_tiny(tmp_path_factory) -> str:
     out = tmp_path_factory.mktemp("fmnist") / "dataset"
     prep(source="fashion-mnist", output=str(out), train_limit=64, test_limit=40)
     return str(out)
+
+
+@pytest.fixture(scope="session")
+def tiny_backbone(tmp_path_factory) -> str:
+    """An extract-stage artifact (backbone.pth + backbone.json) of TINY_CONFIG's backbone at a seeded
+    random init: a ResNet-18 with 8 base channels, what the benchmark stages' tests evaluate."""
+    import torch
+
+    from ssl_lib.config import load_config
+    from ssl_lib.models import build_algorithm
+    from ssl_lib.stages.extract import extract
+
+    root = tmp_path_factory.mktemp("backbone")
+    torch.manual_seed(0)
+    model = build_algorithm(load_config(TINY_CONFIG).model)
+    torch.save({"state_dict": model.state_dict()}, root / "model.pth")
+    extract(str(root / "model.pth"), str(root / "backbone"), config=TINY_CONFIG)
+    return str(root / "backbone")

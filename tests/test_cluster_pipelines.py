@@ -23,6 +23,7 @@ from components import images
 from components.pretrain import pretrain
 from pipelines import cache_keys, schedule, submit
 from pipelines.compile import COMPILED, PIPELINES, compile_all
+from ssl_lib.stages.plan import PROTOCOLS
 from pipelines.object_storage import OPTIONAL_KEYS, REQUIRED_KEYS, use_object_storage
 from ssl_lib.engine.pytorchjob import OBJECT_STORAGE_SECRET, current_namespace
 
@@ -369,20 +370,46 @@ def test_the_same_arguments_give_the_same_keys(full_pipeline):
     assert rerun(full_pipeline, {"knn_ks": [10, 20, 100, 200]}) == []
 
 
+BENCHMARK_STAGES = ["fast-linear", "features", "features-2", "knn", "linear", "low-shot-svm", "report", "semi", "svm"]
+
+
 @pytest.mark.parametrize("change", [{"config": "selfsup/mocov2/other.py"}, {"cfg_options": ["runner.max_epochs=1"]},
                                     {"launcher": "pytorchjob"}, {"num_workers": 2}, {"gpus_per_worker": 8}])
 def test_a_pretrain_parameter_reruns_pretrain_and_what_follows_but_not_prep(full_pipeline, change):
-    assert rerun(full_pipeline, change) == ["extract", "knn", "pretrain", "report"]
+    assert rerun(full_pipeline, change) == sorted(["extract", "pretrain"] + BENCHMARK_STAGES)
 
 
-@pytest.mark.parametrize("change", [{"knn_ks": [10, 20]}, {"knn_gpus": 1}])
-def test_a_knn_parameter_reruns_only_knn_and_the_report(full_pipeline, change):
-    assert rerun(full_pipeline, change) == ["knn", "report"]
+@pytest.mark.parametrize("change, stages", [
+    ({"knn_ks": [10, 20]}, ["knn"]), ({"knn_gpus": 1}, ["knn"]),
+    ({"low_shot_ks": [1, 96]}, ["low-shot-svm"]), ({"low_shot_samples": 3}, ["low-shot-svm"]),
+    ({"linear_epochs": 90}, ["linear"]), ({"semi_epochs": 20}, ["semi"]), ({"semi_fractions": [0.01]}, ["semi"]),
+    ({"eval_gpus": 1}, ["linear", "semi"]),
+    ({"features_gpus": 1}, ["fast-linear", "features", "features-2", "knn", "low-shot-svm", "svm"]),
+])
+def test_a_protocols_parameter_reruns_only_that_protocol_and_the_report(full_pipeline, change, stages):
+    assert rerun(full_pipeline, change) == sorted(stages + ["report"])
+
+
+def test_switching_a_benchmark_off_or_on_reruns_only_that_stage_and_the_report(full_pipeline):
+    everything = list(PROTOCOLS)
+    without_semi = [p for p in everything if p != "semi"]
+    assert rerun(full_pipeline, {"benchmarks": without_semi}) == ["plan-benchmarks", "report", "semi"]
+    assert rerun(full_pipeline, {"benchmarks": everything}, {"benchmarks": without_semi}) == [
+        "plan-benchmarks", "report", "semi"]
+    # the last reader of a feature pass gone: the pass is skipped too
+    assert rerun(full_pipeline, {"benchmarks": ["knn", "linear", "fast_linear", "semi"]}) == [
+        "features-2", "low-shot-svm", "plan-benchmarks", "report", "svm"]
+
+
+@pytest.mark.parametrize("change", [{"voc_source": "s3://ssl-lib/VOC2007"}, {"voc_train_limit": 500},
+                                    {"voc_mosaic_size": 64}])
+def test_a_voc_data_parameter_reruns_only_the_svm_branch(full_pipeline, change):
+    assert rerun(full_pipeline, change) == ["features-2", "low-shot-svm", "prep-2", "report", "svm"]
 
 
 @pytest.mark.parametrize("change", [{"source": "s3://ssl-lib/raw/other"}, {"train_limit": 500}])
-def test_a_data_parameter_reruns_everything(full_pipeline, change):
-    assert rerun(full_pipeline, change) == ["extract", "knn", "prep", "pretrain", "report"]
+def test_a_data_parameter_reruns_everything_but_the_voc_data(full_pipeline, change):
+    assert rerun(full_pipeline, change) == sorted(["extract", "prep", "pretrain"] + BENCHMARK_STAGES)
 
 
 def test_a_new_training_image_digest_reruns_pretrain_and_what_follows(full_pipeline):
@@ -390,17 +417,21 @@ def test_a_new_training_image_digest_reruns_pretrain_and_what_follows(full_pipel
     spec = yaml.safe_load(yaml.safe_dump(full_pipeline))
     spec["deploymentSpec"]["executors"]["exec-pretrain"]["container"]["image"] = f"reg/ssl-lib-cuda@{SHA}"
     after = cache_keys.fingerprints(spec)
-    assert sorted(t for t in before if before[t] != after[t]) == ["extract", "knn", "pretrain", "report"]
+    assert sorted(t for t in before if before[t] != after[t]) == sorted(["extract", "pretrain"] + BENCHMARK_STAGES)
 
 
-def test_the_benchmark_pipeline_extracts_a_checkpoint_or_takes_weights_then_runs_knn_and_report():
+def test_the_benchmark_pipeline_extracts_a_checkpoint_or_takes_weights_then_runs_every_benchmark():
     spec, _ = documents(COMPILED / "benchmark.yaml")
-    assert [t for t, _ in container_tasks(spec)] == [
-        "condition-branches-1/condition-2/extract", "condition-branches-1/condition-2/knn",
-        "condition-branches-1/condition-2/report", "condition-branches-1/condition-3/knn-2",
-        "condition-branches-1/condition-3/report-2"]
+    stages = ["fast-linear", "features", "features-2", "knn", "linear", "low-shot-svm", "plan-benchmarks", "report",
+              "semi", "svm"]
+    from_backbone = ["fast-linear-2", "features-3", "features-4", "knn-2", "linear-2", "low-shot-svm-2",
+                     "plan-benchmarks-2", "report-2", "semi-2", "svm-2"]
+    assert sorted(t for t, _ in container_tasks(spec)) == sorted(
+        ["prep"] + [f"condition-branches-1/condition-2/{t}" for t in ["extract"] + stages]
+        + [f"condition-branches-1/condition-3/{t}" for t in from_backbone])
     from_checkpoint = spec["components"]["comp-condition-2"]["dag"]["tasks"]
-    assert from_checkpoint["knn"]["inputs"]["artifacts"]["backbone"]["taskOutputArtifact"]["producerTask"] == "extract"
+    for task in ("features", "features-2", "linear", "semi"):
+        assert from_checkpoint[task]["inputs"]["artifacts"]["backbone"]["taskOutputArtifact"]["producerTask"] == "extract"
     for branch, report in (("comp-condition-2", "report"), ("comp-condition-3", "report-2")):
         assert "checkpoint" not in spec["components"][branch]["dag"]["tasks"][report]["inputs"]["artifacts"]
     importers = [label for label, e in spec["deploymentSpec"]["executors"].items() if "importer" in e]

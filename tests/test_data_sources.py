@@ -183,3 +183,12 @@ def test_unknown_split_is_a_data_error_listing_the_splits(make_dataset, tmp_path
     prep(str(make_dataset("idx")), str(tmp_path / "ds"))
     with pytest.raises(DataError, match="train, test"):
         ParquetDataset(str(tmp_path / "ds"), "val")
+
+
+def test_single_label_datasets_keep_int_labels_and_say_they_are_not_multi_label(make_dataset, tmp_path):
+    prep(str(make_dataset("idx")), str(tmp_path / "ds"))
+    assert json.loads((tmp_path / "ds" / "manifest.json").read_text())["multi_label"] is False
+    train = ParquetDataset(str(tmp_path / "ds"), "train")
+    assert not train.multi_label and train.labels.dtype == np.int64 and train.labels.shape == (30,)
+    label = SingleViewDataset(train, [dict(type="ToTensor")])[4]["label"]
+    assert type(label) is int and label == 4

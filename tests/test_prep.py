@@ -263,3 +263,53 @@ def test_s3_sources_stream_image_by_image_without_a_local_copy(make_dataset, s3_
     assert skipped["images/dog/1.jpg"] == "cannot read file: ConnectionError: connection reset by peer"
     assert "file not found" in skipped["images/cat/missing.png"]
     assert sum(u.startswith(f"{raw}/images/") for u in reads) == 8  # each listed image read once
+
+
+def test_fashion_mnist_mosaic_is_generated_and_read_back_as_label_vectors(tmp_path, monkeypatch, capsys):
+    import torch
+    from torch.utils.data import DataLoader
+
+    from ssl_lib.data.datasets import SingleViewDataset
+    from ssl_lib.data.mosaic import MOSAIC_CLASSES
+
+    out = str(tmp_path / "mosaic")
+    metrics = prep("fashion-mnist-mosaic", out, train_limit=30, test_limit=30, mosaic_size=64, shard_size=16)
+    err = capsys.readouterr().err
+    assert "generating the Fashion-MNIST mosaic (30 trainval + 30 test images, 64 px, seed 0)" in err
+    assert (metrics["num_train"], metrics["num_test"], metrics["num_classes"]) == (30, 30, 10)
+    manifest = manifest_of(tmp_path / "mosaic")
+    assert manifest["multi_label"] is True and manifest["classes"] == list(MOSAIC_CLASSES)
+    assert manifest["params"]["mosaic_size"] == 64 and manifest["source"] == "fashion-mnist-mosaic"
+    train = ParquetDataset(out, "train")
+    assert train.labels.shape == (30, 10) and train.labels.dtype.name == "int8"
+    assert set(train.labels.ravel().tolist()) == {1, -1, 0} and (train.labels == 1).any(0).all()
+    dataset = SingleViewDataset(dict(type="ParquetShards", root=out, split="test"), [dict(type="ToTensor")])
+    batch = next(iter(DataLoader(dataset, batch_size=8)))
+    assert batch["img"].shape == (8, 3, 64, 64) and batch["label"].shape == (8, 10)
+    assert batch["label"].dtype == torch.int8
+    assert batch["label"].tolist() == ParquetDataset(out, "test").labels[:8].tolist()
+
+    def must_not_generate(*args, **kwargs):
+        raise AssertionError("the rerun generated the mosaic again")
+
+    monkeypatch.setattr(prep_module.mosaic, "generate", must_not_generate)
+    assert prep("fashion-mnist-mosaic", out, train_limit=30, test_limit=30, mosaic_size=64, shard_size=16) == metrics
+
+
+def test_interrupted_mosaic_prep_resumes_to_the_same_multi_label_dataset(tmp_path, monkeypatch):
+    args = dict(train_limit=30, test_limit=30, mosaic_size=64, shard_size=8)
+    prep("fashion-mnist-mosaic", str(tmp_path / "whole"), **args)
+    _die_after(monkeypatch, 2)
+    with pytest.raises(ConnectionError):
+        prep("fashion-mnist-mosaic", str(tmp_path / "cut"), **args)
+    monkeypatch.undo()
+    prep("fashion-mnist-mosaic", str(tmp_path / "cut"), **args)
+    assert manifest_of(tmp_path / "cut") == manifest_of(tmp_path / "whole")
+
+
+def test_mosaic_parameters_are_checked_before_anything_is_generated(tmp_path):
+    from ssl_lib.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="size must be in"):
+        prep("fashion-mnist-mosaic", str(tmp_path / "out"), mosaic_size=8)
+    assert not (tmp_path / "out").exists()

@@ -1,10 +1,19 @@
-"""Frozen-backbone features: per layer (feat1..feat5 = global-average-pooled stem and stages,
-avgpool = pooled last stage), and raw pixels for the baseline."""
+"""Frozen-backbone features and the features artifact that every classification benchmark reads.
+
+Layers as the seed names them: feat1..feat5 are the stem and the four ResNet stages, each
+adaptive-average-pooled to the seed's MultiPooling sizes (12, 6, 4, 3, 2) and flattened (9216 /
+9216 / 8192 / 9216 / 8192 dims for ResNet-50, the SVM protocol's features); avgpool is the global
+average of the last stage. Raw pixels are the baseline that needs no network.
+
+The artifact (stage `features`): `features.json`, `<split>.<model>.<layer>.npy` (float32, N x D) and
+`<split>.labels.npy` (int64 class indices, or int8 N x C of 1 / -1 / 0 for a multi-label dataset,
+0 = only difficult instances of that class)."""
 from __future__ import annotations
 
 import io
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -18,6 +27,8 @@ from ..registry import BACKBONES, DATASETS, build
 
 DEFAULT_EVAL_PIPELINE = [dict(type="ToTensor"), dict(type="Normalize", mean=[0.5] * 3, std=[0.5] * 3)]
 RAW_PIXELS_MAX_SIDE = 32  # larger images are area-averaged down first: 224 px ImageNet would be 150k dims
+LAYERS = ("feat1", "feat2", "feat3", "feat4", "feat5", "avgpool")
+POOL_SIZES = {"feat1": 12, "feat2": 6, "feat3": 4, "feat4": 3, "feat5": 2, "avgpool": 1}  # the seed's MultiPooling
 
 
 def load_backbone_meta(weights: str) -> dict:
@@ -64,6 +75,12 @@ def raw_pixels(img: torch.Tensor) -> torch.Tensor:
     return img.flatten(1)
 
 
+def pool_layer(feats: tuple[torch.Tensor, ...], name: str) -> torch.Tensor:
+    """Layer `name` of the backbone's five outputs, pooled to its POOL_SIZES side and flattened."""
+    idx = 4 if name == "avgpool" else int(name.removeprefix("feat")) - 1
+    return torch.flatten(torch.nn.functional.adaptive_avg_pool2d(feats[idx], POOL_SIZES[name]), 1)
+
+
 @torch.no_grad()
 def extract_features(backbone: torch.nn.Module | None, ds, layers=("avgpool",), batch_size: int = 256,
                      desc: str = "features", device: str | None = None,
@@ -88,10 +105,60 @@ def extract_features(backbone: torch.nn.Module | None, ds, layers=("avgpool",), 
             continue
         feats = backbone(img.to(device, non_blocking=True))
         for name in layers:
-            idx = 4 if name == "avgpool" else int(name.removeprefix("feat")) - 1
-            pooled = torch.flatten(torch.nn.functional.adaptive_avg_pool2d(feats[idx], 1), 1)
-            out[name].append(pooled.float().cpu().numpy())
+            out[name].append(pool_layer(feats, name).float().cpu().numpy())
     return {k: np.concatenate(v).astype(np.float32) for k, v in out.items()}, np.concatenate(labels)
+
+
+class FeatureSet:
+    """A features artifact read back; arrays are loaded on first use (an S3 one is downloaded then)."""
+
+    def __init__(self, uri: str):
+        meta_uri = storage.join(uri, "features.json")
+        if not storage.exists(meta_uri):
+            raise DataError(f"features not found: {meta_uri} (run the features stage first)")
+        self.uri, self.meta = uri, json.loads(storage.read_text(meta_uri))
+        self.layers, self.classes = list(self.meta["layers"]), list(self.meta["classes"])
+        self.multi_label, self.splits = bool(self.meta["multi_label"]), dict(self.meta["splits"])
+        self.models = list(self.meta["models"])
+        self._cache: dict[str, np.ndarray] = {}
+
+    def _load(self, name: str) -> np.ndarray:
+        if name not in self._cache:
+            uri = storage.join(self.uri, name)
+            if not storage.exists(uri):
+                raise DataError(f"{uri}: not in the features artifact (layers {self.layers}, models {self.models}, "
+                                f"splits {list(self.splits)})")
+            self._cache[name] = np.load(io.BytesIO(storage.read_bytes(uri)), allow_pickle=False)
+        return self._cache[name]
+
+    def x(self, split: str, layer: str, model: str = "pretrained") -> np.ndarray:
+        return self._load(f"{split}.{model}.{layer}.npy")
+
+    def y(self, split: str) -> np.ndarray:
+        return self._load(f"{split}.labels.npy")
+
+
+def load_feature_set(uri: str) -> FeatureSet:
+    return FeatureSet(uri)
+
+
+def write_feature_set(staging: Path, feats: dict, labels: dict, meta: dict) -> dict:
+    """Write `feats[split][model][layer]` arrays and `labels[split]` into `staging` (a publish_dir
+    folder), with features.json: `meta` completed with the layers, models, dims and split sizes."""
+    first = next(iter(feats.values()))
+    ref = first.get("pretrained") or next(iter(first.values()))
+    meta = dict(meta, layers=list(ref), models=list(first), splits={s: int(len(y)) for s, y in labels.items()},
+                dims={layer: int(arr.shape[1]) for layer, arr in ref.items()})
+    meta.setdefault("multi_label", bool(next(iter(labels.values())).ndim == 2))
+    for split, by_model in feats.items():
+        for model, by_layer in by_model.items():
+            for layer, arr in by_layer.items():
+                if len(arr) != len(labels[split]):
+                    raise DataError(f"features {split}.{model}.{layer}: {len(arr)} rows for {len(labels[split])} labels")
+                np.save(staging / f"{split}.{model}.{layer}.npy", np.ascontiguousarray(arr, dtype=np.float32))
+        np.save(staging / f"{split}.labels.npy", labels[split])
+    (staging / "features.json").write_text(json.dumps(meta, indent=2))
+    return meta
 
 
 def config_from_text(text: str) -> Config:

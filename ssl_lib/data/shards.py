@@ -6,6 +6,8 @@ ImageNet) stays on disk: each shard is fetched once into a local cache (`SSL_DAT
 ~/.cache/ssl_lib/shards) and checked against its sha256 there, then read one row group at a time;
 `BlockShuffleSampler` orders the samples so that consecutive ones share row groups.
 Either way every shard is checked against the sha256 in the manifest before it is used.
+Labels are the `label` column (int64 class index) or, in a dataset whose manifest says
+`"multi_label": true` (VOC), the `labels` column: an int8 vector of 1 / -1 / 0 per class.
 """
 from __future__ import annotations
 
@@ -104,6 +106,8 @@ class ParquetDataset:
             raise DataError(f"dataset {root} has no split {split!r}; it has: {', '.join(manifest['counts'])}")
         self.root, self.split = root, split
         self.classes = list(manifest["classes"])
+        self.multi_label = bool(manifest.get("multi_label", False))
+        column = "labels" if self.multi_label else "label"
         self.shards = [s for s in manifest["shards"] if s["split"] == split]
         fs, base = storage.arrow_filesystem(root)
         if in_memory is None:
@@ -122,14 +126,14 @@ class ParquetDataset:
                         data = stream.readall()
                     if hashlib.sha256(data).hexdigest() != shard["sha256"]:
                         raise _damaged(uri)
-                    table = pq.read_table(io.BytesIO(data), columns=["image", "label"])
+                    table = pq.read_table(io.BytesIO(data), columns=["image", column])
                     chunks.extend(table.column("image").chunks)
-                    labels.append(table.column("label").to_numpy())
+                    labels.append(self._label_values(table.column(column), uri))
                     continue
                 meta = self._files[k] = pq.ParquetFile(fetch_shard(root, shard), memory_map=True)
             except OSError as err:
                 raise DataError(f"cannot read shard {uri}: {err}") from err
-            labels.append(meta.read(columns=["label"]).column("label").to_numpy())
+            labels.append(self._label_values(meta.read(columns=[column]).column(column), uri))
             for g in range(meta.num_row_groups):
                 rows = meta.metadata.row_group(g).num_rows
                 start = self._blocks[-1][2] + self._blocks[-1][3] if self._blocks else 0
@@ -138,9 +142,21 @@ class ParquetDataset:
             import pyarrow as pa
 
             self._images = pa.chunked_array(chunks, pa.large_binary()).combine_chunks() if chunks else []
-        self._labels = np.concatenate(labels).astype(np.int64) if labels else np.zeros(0, np.int64)
+        empty = np.zeros((0, len(self.classes)), np.int8) if self.multi_label else np.zeros(0, np.int64)
+        self._labels = np.concatenate(labels) if labels else empty
         self._starts = np.array([b[2] for b in self._blocks], dtype=np.int64)
         self._groups: OrderedDict = OrderedDict()
+
+    def _label_values(self, column, uri: str) -> np.ndarray:
+        """(N,) int64 class indices, or for a multi-label dataset (N, C) int8 of 1 / -1 / 0."""
+        if not self.multi_label:
+            return column.to_numpy().astype(np.int64)
+        vectors = column.combine_chunks()
+        num_classes = len(self.classes)
+        if vectors.null_count or any(n != num_classes for n in vectors.value_lengths().to_numpy()):
+            raise DataError(f"shard {uri}: a label vector is missing or not of length {num_classes} (the classes "
+                            f"in its manifest)")
+        return vectors.flatten().to_numpy().astype(np.int8).reshape(len(vectors), num_classes)
 
     def __len__(self) -> int:
         return len(self._labels)
@@ -175,11 +191,16 @@ class ParquetDataset:
         with Image.open(io.BytesIO(self.get_bytes(i))) as img:
             return img.convert("RGB")
 
-    def get_label(self, i: int) -> int:
+    def get_label(self, i: int) -> int | torch.Tensor:
+        """The class index; for a multi-label dataset an int8 tensor (C,) of 1 / -1 / 0, which a
+        DataLoader stacks to (B, C)."""
+        if self.multi_label:
+            return torch.from_numpy(self._labels[i].copy())
         return int(self._labels[i])
 
     @property
     def labels(self) -> np.ndarray:
+        """(N,) int64, or (N, C) int8 for a multi-label dataset."""
         return self._labels
 
     @property

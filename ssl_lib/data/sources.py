@@ -1,9 +1,10 @@
 """Data sources: the raw inputs the prep stage ingests, and the manifest of the dataset it writes
 (read back by `shards.ParquetShards`).
 
-A raw source (FashionMNIST, ImageNet) has `classes`, `__len__` (candidate inputs) and iterates
+A raw source (FashionMNIST, ImageNet, voc.VOC) has `classes`, `__len__` (candidate inputs) and iterates
 `(name, payload, label, split)`: `payload` is the file's bytes or, for IDX data, a uint8 array;
-`split` is "train" or "test". Inputs it cannot read are listed in `skipped` as
+`label` a class index, or for a multi-label source (`multi_label = True`) an int8 vector of
+1 / -1 / 0 per class; `split` is "train" or "test". Inputs it cannot read are listed in `skipped` as
 `{"input": relative path, "reason": ...}`; that list is final once iteration has finished.
 `iter_from(start)` gives the same inputs from position `start` on, each with a `load` callable in
 place of the payload, so that an interrupted prep resumes without reading what came before.
@@ -126,6 +127,7 @@ class RawSource:
 
     classes: list[str]
     skipped: list[dict]
+    multi_label = False
 
     def iter_from(self, start: int = 0) -> Iterator[Entry]:
         raise NotImplementedError
@@ -184,12 +186,13 @@ def read_idx(path: str | Path, raw: bytes | None = None) -> np.ndarray:
     return np.frombuffer(raw, dtype=dtype, offset=offset).reshape(tuple(dims))
 
 
-def _idx_file(tree: FileTree, stem: str) -> str | None:
+def idx_file(tree: FileTree, stem: str) -> str | None:
+    """`stem` or `stem.gz`, whichever the tree holds."""
     return next((name for name in (stem, stem + ".gz") if tree.is_file(name)), None)
 
 
 def has_idx_files(tree: FileTree) -> bool:
-    return _idx_file(tree, "train-images-idx3-ubyte") is not None
+    return idx_file(tree, "train-images-idx3-ubyte") is not None
 
 
 @DATASOURCES.register_module()
@@ -209,8 +212,8 @@ class FashionMNIST(RawSource):
         self._splits = []
         limits = {"train": train_limit, "test": test_limit}
         for split, stem in self.SPLITS.items():
-            images_file = _idx_file(tree, f"{stem}-images-idx3-ubyte")
-            labels_file = _idx_file(tree, f"{stem}-labels-idx1-ubyte")
+            images_file = idx_file(tree, f"{stem}-images-idx3-ubyte")
+            labels_file = idx_file(tree, f"{stem}-labels-idx1-ubyte")
             if images_file is None or labels_file is None:
                 raise DataError(f"Fashion-MNIST folder {tree.root} lacks {stem}-images-idx3-ubyte[.gz] "
                                 f"or {stem}-labels-idx1-ubyte[.gz]")
@@ -391,6 +394,8 @@ def source_from_uri(uri: str, *, train_limit: int = 0, test_limit: int = 0, test
     """The raw source that `uri` (a local path or an s3:// URI) names, with train/test splits assigned.
 
     - "fashion-mnist", or a folder holding IDX files: FashionMNIST;
+    - a PASCAL VOC2007 layout (JPEGImages/ + ImageSets/Main/, in the folder, its VOC2007/ or
+      VOCdevkit/VOC2007/): voc.VOC, multi-label (trainval -> 'train', test -> 'test');
     - a folder with `meta/train.txt` (the seed's ImageNet layout): list files under `train/`, `val/`;
     - a folder with `train/` and `val/` (or `test/`) class folders: those splits ('val' becomes 'test');
     - any other folder: class folders, with a stable `test_fraction` held out;
@@ -420,6 +425,11 @@ def source_from_uri(uri: str, *, train_limit: int = 0, test_limit: int = 0, test
     tree = _tree(uri)
     if has_idx_files(tree):
         return FashionMNIST(tree.root, tree=tree, **limits)
+    from .voc import VOC, find_voc_root
+
+    voc_root = find_voc_root(tree)
+    if voc_root is not None:
+        return VOC(tree.sub(voc_root) if voc_root else tree, **limits)
 
     if tree.is_file("meta/train.txt") and tree.is_dir("train"):
         sources = [ImageNet(tree.uri("train"), ann_file=tree.uri("meta/train.txt"), split="train",

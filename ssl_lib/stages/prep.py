@@ -1,6 +1,9 @@
 """Stage `prep`: turn a raw dataset (Fashion-MNIST IDX files, an ImageNet-style folder or list
-file, local or s3://) into the dataset artifact: Parquet shards of encoded images with label,
-split and name, plus manifest.json (classes, counts, shard sha256s, skipped inputs).
+file, a PASCAL VOC2007 folder, local or s3://) into the dataset artifact: Parquet shards of encoded
+images with label, split and name, plus manifest.json (classes, counts, shard sha256s, skipped inputs).
+A VOC dataset is multi-label: its shards hold `labels`, an int8 vector of 1 / -1 / 0 per class, in
+place of `label`, and its manifest says `"multi_label": true`. The built-in `fashion-mnist-mosaic`
+is generated (ssl_lib.data.mosaic) into a temporary VOC2007 folder and read through the VOC reader.
 
 Every image is decoded once to check it; unreadable ones are skipped and listed in the manifest.
 Shards go to the output as they fill, with a journal of what is written; the manifest and then
@@ -12,6 +15,7 @@ retracts the old dataset (`_SUCCESS` first) only when it writes its first shard.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import io
 import json
@@ -23,6 +27,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from .. import storage
+from ..data import mosaic
 from ..data.sources import (DATASET_FORMAT, FASHION_MNIST_DIR, MANIFEST, load_manifest, read_failure,
                             source_from_uri)
 from ..errors import ConfigError, DataError
@@ -32,6 +37,8 @@ SPLITS = ("train", "test")
 PROGRESS_MIN_INPUTS = 300
 ROW_GROUP_ROWS = 256  # the unit a large split is read in (shards.ParquetShards)
 JOURNAL = "_prep_journal.json"  # shards written so far by an unfinished build
+MOSAIC = "fashion-mnist-mosaic"
+BUILTIN = ("fashion-mnist", MOSAIC)  # sources named, not found at a path; both read the installed Fashion-MNIST
 
 
 def _check_params(train_limit: int, test_limit: int, test_fraction: float, shard_size: int,
@@ -52,7 +59,7 @@ def _source_fingerprint(source: str) -> list:
     change whenever the data does."""
     import pyarrow.fs as pafs
 
-    uri = FASHION_MNIST_DIR if source == "fashion-mnist" else source
+    uri = FASHION_MNIST_DIR if source in BUILTIN else source
     if uri.endswith(".txt"):  # a list file reads from its folder
         uri = uri.rstrip("/").rsplit("/", 1)[0] if storage.is_s3(uri) else str(Path(uri).parent)
     fs, path = storage.arrow_filesystem(uri)
@@ -84,8 +91,10 @@ class _ShardWriter:
     written shard or skipped: a rerun starts at the smallest of them and passes over the rest.
     """
 
-    def __init__(self, output: str, shard_size: int, fingerprint: str, journal: dict | None = None):
+    def __init__(self, output: str, shard_size: int, fingerprint: str, journal: dict | None = None,
+                 multi_label: bool = False):
         self.output, self.shard_size, self.fingerprint = output, shard_size, fingerprint
+        self.multi_label = multi_label
         journal = journal or {}
         self.shards: list[dict] = journal.get("shards", [])
         self.counts = journal.get("counts", {split: 0 for split in SPLITS})
@@ -104,7 +113,7 @@ class _ShardWriter:
     def skip(self, position: int, split: str, name: str, reason: str) -> None:
         self.skipped.append({"input": name, "reason": reason, "position": position, "split": split})
 
-    def add(self, position: int, split: str, image: bytes, label: int, name: str) -> None:
+    def add(self, position: int, split: str, image: bytes, label: "int | np.ndarray", name: str) -> None:
         self.rows[split].append((image, label, name))
         if len(self.rows[split]) >= self.shard_size:
             self.flush(split, position + 1)
@@ -125,9 +134,15 @@ class _ShardWriter:
         if rows:
             if not self._started:
                 self._start()
+            if self.multi_label:
+                vectors = np.stack([r[1] for r in rows]).astype(np.int8)
+                offsets = np.arange(len(rows) + 1, dtype=np.int32) * vectors.shape[1]
+                label = {"labels": pa.ListArray.from_arrays(pa.array(offsets), pa.array(vectors.ravel()))}
+            else:
+                label = {"label": pa.array([r[1] for r in rows], pa.int64())}
             table = pa.table({
                 "image": pa.array([r[0] for r in rows], pa.large_binary()),  # no 2 GiB cap per shard
-                "label": pa.array([r[1] for r in rows], pa.int64()),
+                **label,
                 "split": pa.array([split] * len(rows), pa.string()),
                 "name": pa.array([r[2] for r in rows], pa.string()),
             })
@@ -136,7 +151,8 @@ class _ShardWriter:
                 path = Path(tmp) / "shard.parquet"
                 # Encoded images do not compress further; the small columns do.
                 pq.write_table(table, path, row_group_size=ROW_GROUP_ROWS,
-                               compression={"image": "NONE", "label": "ZSTD", "split": "ZSTD", "name": "ZSTD"})
+                               compression={"image": "NONE", **{column: "ZSTD" for column in label},
+                                            "split": "ZSTD", "name": "ZSTD"})
                 digest = hashlib.sha256(path.read_bytes()).hexdigest()
                 storage.upload(path, storage.join(self.output, rel))
             self.shards.append({"path": rel, "split": split, "rows": len(rows), "sha256": digest})
@@ -215,15 +231,35 @@ def _ingest(src, writer: _ShardWriter, start: int, image_format: str) -> None:
         writer.flush(split, len(src))
 
 
+@contextlib.contextmanager
+def _open_source(source: str, train_limit: int, test_limit: int, test_fraction: float, mosaic_size: int,
+                 mosaic_seed: int):
+    """The raw source; the mosaic is generated into a temporary folder that lives as long as it is read."""
+    if source != MOSAIC:
+        yield source_from_uri(source, train_limit=train_limit, test_limit=test_limit, test_fraction=test_fraction)
+        return
+    num_train, num_test = train_limit or mosaic.DEFAULT_TRAIN, test_limit or mosaic.DEFAULT_TEST
+    print(f"prep: generating the Fashion-MNIST mosaic ({num_train} trainval + {num_test} test images, "
+          f"{mosaic_size} px, seed {mosaic_seed})", file=sys.stderr)
+    with tempfile.TemporaryDirectory(prefix="ssl-mosaic-") as folder:
+        mosaic.generate(folder, num_train, num_test, mosaic_size, mosaic_seed)
+        yield source_from_uri(folder)
+
+
 def prep(source: str, output: str, train_limit: int = 0, test_limit: int = 0, test_fraction: float = 0.2,
-         shard_size: int = 5000, image_format: str = "PNG") -> dict:
-    """Build the dataset artifact at `output` from `source`; returns counts and the manifest URI."""
+         shard_size: int = 5000, image_format: str = "PNG", mosaic_size: int = 96, mosaic_seed: int = 0) -> dict:
+    """Build the dataset artifact at `output` from `source`; returns counts and the manifest URI.
+    For `fashion-mnist-mosaic` the limits are the numbers of images to generate (0: VOC2007's
+    5011 trainval / 4952 test), of `mosaic_size` pixels from `mosaic_seed`."""
     source, output = str(source), str(output)
     _check_params(train_limit, test_limit, test_fraction, shard_size, image_format)
     image_format = image_format.upper()
     params = dict(train_limit=train_limit, test_limit=test_limit, test_fraction=test_fraction,
                   shard_size=shard_size, image_format=image_format)
-    if source != "fashion-mnist" and not storage.is_s3(source) and not Path(source).exists():
+    if source == MOSAIC:
+        mosaic.check_params(train_limit or mosaic.DEFAULT_TRAIN, test_limit or mosaic.DEFAULT_TEST, mosaic_size)
+        params.update(mosaic_size=mosaic_size, mosaic_seed=mosaic_seed, mosaic_version=mosaic.GENERATOR_VERSION)
+    if source not in BUILTIN and not storage.is_s3(source) and not Path(source).exists():
         raise DataError(f"dataset path not found: {source}")
     fingerprint = hashlib.sha256(json.dumps(
         {"format": DATASET_FORMAT, "source": source, "params": params, "files": _source_fingerprint(source)},
@@ -233,25 +269,28 @@ def prep(source: str, output: str, train_limit: int = 0, test_limit: int = 0, te
         print(f"prep: {output} already holds this dataset; nothing to do", file=sys.stderr)
         return _metrics(existing, output)
 
-    src = source_from_uri(source, train_limit=train_limit, test_limit=test_limit, test_fraction=test_fraction)
-    journal = None if storage.is_complete(output) else _journal(output, fingerprint)
-    writer = _ShardWriter(output, shard_size, fingerprint, journal)
-    start = writer.resume_position
-    if journal is not None:
-        print(f"prep: resuming {output} at input {start} of {len(src)} ({len(writer.shards)} shards already "
-              f"written)", file=sys.stderr)
-    _ingest(src, writer, start, image_format)
+    with _open_source(source, train_limit, test_limit, test_fraction, mosaic_size, mosaic_seed) as src:
+        journal = None if storage.is_complete(output) else _journal(output, fingerprint)
+        writer = _ShardWriter(output, shard_size, fingerprint, journal, multi_label=src.multi_label)
+        start = writer.resume_position
+        if journal is not None:
+            print(f"prep: resuming {output} at input {start} of {len(src)} ({len(writer.shards)} shards already "
+                  f"written)", file=sys.stderr)
+        _ingest(src, writer, start, image_format)
     skipped = sorted(src.skipped + [{"input": s["input"], "reason": s["reason"]} for s in writer.skipped],
                      key=lambda s: s["input"])
     if not writer.shards:
         detail = "; ".join(f"{s['input']}: {s['reason']}" for s in skipped[:3])
         raise DataError(f"no valid images in {source}" + (f" ({len(skipped)} skipped, e.g. {detail})"
                                                            if skipped else ""))
+    if src.multi_label:
+        src.check_positives_after(skipped)
     manifest = {
         "format": DATASET_FORMAT,
         "source": source,
         "classes": list(src.classes),
         "num_classes": len(src.classes),
+        "multi_label": src.multi_label,
         "counts": writer.counts,
         "shards": sorted(writer.shards, key=lambda s: (SPLITS.index(s["split"]), s["path"])),
         "skipped": skipped,
@@ -266,15 +305,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m ssl_lib.stages.prep", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--source", required=True,
-                   help="'fashion-mnist', a folder (IDX files, class folders, train/ + val/), a .txt list "
-                        "file of '<path> <label>' lines, or an s3:// prefix of any of these")
+                   help="'fashion-mnist', 'fashion-mnist-mosaic' (multi-label, VOC2007 layout), a folder (IDX "
+                        "files, a VOC2007 layout, class folders, train/ + val/), a .txt list file of "
+                        "'<path> <label>' lines, or an s3:// prefix of any of these")
     p.add_argument("--output", required=True, help="folder or s3:// URI for manifest.json + shards/")
-    p.add_argument("--train-limit", type=int, default=0, help="keep a class-balanced subset of N train images (0 = all)")
-    p.add_argument("--test-limit", type=int, default=0, help="the same for the test split")
+    p.add_argument("--train-limit", type=int, default=0,
+                   help="keep a class-balanced subset of N train images (0 = all); for fashion-mnist-mosaic, "
+                        f"the number of trainval images to generate (0 = {mosaic.DEFAULT_TRAIN})")
+    p.add_argument("--test-limit", type=int, default=0,
+                   help=f"the same for the test split (fashion-mnist-mosaic: 0 = {mosaic.DEFAULT_TEST})")
     p.add_argument("--test-fraction", type=float, default=0.2,
                    help="share held out as test when the source has no split of its own (default 0.2)")
     p.add_argument("--shard-size", type=int, default=5000, help="images per Parquet shard (default 5000)")
     p.add_argument("--image-format", default="PNG", help="encoding for array data such as IDX (default PNG)")
+    p.add_argument("--mosaic-size", type=int, default=96, help="fashion-mnist-mosaic: canvas side in pixels")
+    p.add_argument("--mosaic-seed", type=int, default=0, help="fashion-mnist-mosaic: generator seed")
     return p
 
 

@@ -1,0 +1,42 @@
+"""The benchmark part of both pipelines: one feature pass per dataset, then every protocol as its own
+component, each switched on or off by the run's `benchmarks` list, then the report."""
+from components.fast_linear import fast_linear
+from components.features import features
+from components.knn import knn
+from components.linear import linear
+from components.low_shot_svm import low_shot_svm
+from components.plan import plan_benchmarks
+from components.report import report
+from components.semi import semi
+from components.svm import svm
+from pipelines.object_storage import use_object_storage
+from pipelines.resources import on_gpus
+
+
+def evaluate(dataset, voc_dataset, backbone, params: dict, checkpoint=None):
+    """Every benchmark of `backbone` and the report; returns the report task. `dataset` is the
+    single-label data (kNN, linear, fast linear, semi-supervised), `voc_dataset` the multi-label
+    data of the SVM protocols; `params` holds the pipeline parameters the stages take."""
+    planned = plan_benchmarks(benchmarks=params["benchmarks"])
+    switch = planned.outputs
+    gpus, knn_gpus, eval_gpus = params["features_gpus"], params["knn_gpus"], params["eval_gpus"]
+    feats = on_gpus(features(dataset=dataset, backbone=backbone, enabled=switch["features"], gpus=gpus), gpus)
+    voc_feats = on_gpus(features(dataset=voc_dataset, backbone=backbone, enabled=switch["voc_features"], gpus=gpus),
+                        gpus).set_display_name("voc-features")
+    tasks = {
+        "knn": on_gpus(knn(features=feats.outputs["result"], enabled=switch["knn"], ks=params["knn_ks"],
+                           gpus=knn_gpus), knn_gpus),
+        "svm": svm(features=voc_feats.outputs["result"], enabled=switch["svm"]),
+        "low_shot_svm": low_shot_svm(features=voc_feats.outputs["result"], enabled=switch["low_shot_svm"],
+                                     ks=params["low_shot_ks"], samples=params["low_shot_samples"]),
+        "linear": on_gpus(linear(dataset=dataset, backbone=backbone, enabled=switch["linear"],
+                                 epochs=params["linear_epochs"], gpus=eval_gpus), eval_gpus),
+        "fast_linear": fast_linear(features=feats.outputs["result"], enabled=switch["fast_linear"]),
+        "semi": on_gpus(semi(dataset=dataset, backbone=backbone, enabled=switch["semi"], epochs=params["semi_epochs"],
+                             fractions=params["semi_fractions"], gpus=eval_gpus), eval_gpus),
+    }
+    extra = {"checkpoint": checkpoint} if checkpoint is not None else {}
+    summary = report(dataset=dataset, voc_dataset=voc_dataset, history=params["history_uri"], **extra,
+                     **{f"{name}_result": task.outputs["result"] for name, task in tasks.items()})
+    use_object_storage(planned, feats, voc_feats, summary, *tasks.values())
+    return summary

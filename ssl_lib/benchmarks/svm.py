@@ -1,0 +1,515 @@
+"""The VOC07 SVM and low-shot SVM protocols of the seed (Facebook's fair_self_supervision_benchmark
+scripts, which the seed carries over unchanged), with one batched solver in place of a process pool
+of sklearn fits.
+
+Every SVM is the seed's `LinearSVC(loss="squared_hinge", penalty="l2", dual=True, intercept_scaling=1,
+class_weight={1: 2, -1: 1})`: with x~ = [x, 1] and w~ = [w, b] (the bias regularised like a weight)
+
+    minimise  0.5 * |w~|^2 + C * sum_i cw_i * max(0, 1 - y_i * w~.x~_i)^2,   cw = 2 for y = 1, 1 for y = -1.
+
+The solver works in the kernel form w~ = sum_i beta_i x~_i over one Gram matrix K = X~ X~^T per layer,
+which every class, cost, cross-validation fold and low-shot sample shares (each problem is a mask and
+a label column over it), and solves them all at once:
+  1. all-active start: with every training point inside the margin the problem is a weighted ridge
+     regression, (K + D) beta = y with D = 1 / (2 C cw); every cost is a shift of one system, so one
+     multi-shift conjugate-gradient run per class and fold solves all costs together;
+  2. Newton with exact line search on the active set (Keerthi & DeCoste 2005, "modified finite
+     Newton"), cost by cost in increasing order, each warm-started from the next smaller cost: the
+     Newton system is solved by a Cholesky factorisation of K_II + D_I while the active set I is
+     small (large costs), else by conjugate gradients on the whole batch. It stops when the active set
+     no longer changes after a full step: then the solution is the exact optimum, the one liblinear's
+     dual coordinate descent approaches.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+SEED_COSTS = [1.0, 10.0, 100.0] + [0.5 ** n for n in range(4, 20)]
+LOW_SHOT_KS = [1, 2, 4, 8, 16, 32, 64, 96]
+POS_WEIGHT = 2.0  # class_weight={1: 2, -1: 1}
+
+
+def normalize_rows(x):
+    """x / (L2 norm + 1e-5) per row, as the seed's svm_helper.normalize_features (numpy or torch)."""
+    if isinstance(x, torch.Tensor):
+        return x / (torch.linalg.vector_norm(x, dim=1, keepdim=True) + 1e-5)
+    return x / (np.linalg.norm(x, axis=1, keepdims=True) + 1e-5)
+
+
+# ----------------------------------------------------------------------------------------- metrics
+
+def _ap_rows(scores: torch.Tensor, positive: torch.Tensor, valid: torch.Tensor, voc: bool) -> torch.Tensor:
+    """Average precision of each row over its `valid` entries.
+
+    voc=True: the seed's test AP (svm_helper.get_precision_recall): descending scores, precision made
+    monotone (max to the right), summed over the recall steps, i.e. the mean over positives of the best
+    precision at or below their rank. voc=False: sklearn's average_precision_score, which cross_val_score
+    uses for the seed's cost choice: precision at each distinct threshold, no interpolation."""
+    scores = torch.where(valid, scores.double(), torch.tensor(-math.inf, dtype=torch.float64, device=scores.device))
+    order = torch.argsort(scores, dim=1, descending=True, stable=True)
+    s = torch.gather(scores, 1, order)
+    pos = torch.gather(positive & valid, 1, order).double()
+    ok = torch.gather(valid, 1, order)
+    tp = torch.cumsum(pos, 1)
+    seen = torch.cumsum(ok.double(), 1)
+    prec = torch.where(ok, tp / seen.clamp(min=1), torch.zeros_like(tp))
+    n = s.shape[1]
+    if voc:
+        at = torch.flip(torch.cummax(torch.flip(prec, [1]), 1).values, [1])
+    else:  # the precision where each tie group of scores ends
+        idx = torch.arange(n, device=s.device).expand_as(s)
+        ends = torch.ones_like(ok)
+        ends[:, :-1] = s[:, 1:] != s[:, :-1]
+        last = torch.where(ends, idx, torch.full_like(idx, n))
+        last = torch.flip(torch.cummin(torch.flip(last, [1]), 1).values, [1]).clamp(max=n - 1)
+        at = torch.gather(prec, 1, last)
+    return (pos * at).sum(1) / pos.sum(1)
+
+
+def voc_ap(scores, labels) -> float:
+    """VOC "all points" AP of one class: labels 1 present, -1 absent, 0 difficult (left out)."""
+    scores, labels = torch.as_tensor(np.asarray(scores, dtype=np.float64)), torch.as_tensor(np.asarray(labels))
+    return float(_ap_rows(scores[None], labels[None] == 1, labels[None] != 0, voc=True)[0])
+
+
+def average_precision(scores, targets) -> float:
+    """sklearn's average_precision_score for 1 / -1 targets (the seed's cross-validation score)."""
+    scores, targets = torch.as_tensor(np.asarray(scores, dtype=np.float64)), torch.as_tensor(np.asarray(targets))
+    return float(_ap_rows(scores[None], targets[None] == 1, torch.ones_like(targets[None], dtype=torch.bool),
+                          voc=False)[0])
+
+
+def stratified_folds(y: np.ndarray, n_splits: int) -> np.ndarray:
+    """Fold index of each sample, as sklearn's StratifiedKFold(n_splits, shuffle=False), which the
+    seed's cross_val_score(cv=3) uses: per label, consecutive blocks in data order, the fold sizes
+    dealt round-robin over the sorted labels."""
+    y = np.asarray(y)
+    _, first, inverse = np.unique(y, return_index=True, return_inverse=True)
+    _, perm = np.unique(first, return_inverse=True)
+    enc = perm[inverse.reshape(-1)]
+    counts = np.bincount(enc)
+    if n_splits > counts.min():
+        raise ValueError(f"{n_splits} folds need {n_splits} samples of each label, the rarest has {counts.min()}")
+    order = np.sort(enc)
+    alloc = np.asarray([np.bincount(order[i::n_splits], minlength=len(counts)) for i in range(n_splits)])
+    folds = np.empty(len(y), dtype=np.int64)
+    for k in range(len(counts)):
+        folds[enc == k] = np.arange(n_splits).repeat(alloc[:, k])
+    return folds
+
+
+# ------------------------------------------------------------------------------------------ solver
+
+@dataclass
+class SolverStats:
+    problems: int = 0
+    all_active: int = 0          # solved by the multi-shift ridge start alone
+    newton_steps: int = 0        # (problem, Newton step) pairs
+    cholesky_steps: int = 0
+    cg_steps: int = 0
+    not_converged: int = 0
+
+
+def gram(a: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
+    """x~_i . x~_j: the dot products with the constant bias feature 1 appended (intercept_scaling=1)."""
+    return (a @ (a if b is None else b).T).add_(1.0)
+
+
+def solve_svms(K: torch.Tensor, y: torch.Tensor, train: torch.Tensor, costs: torch.Tensor, *,
+               tol: float | None = None, max_newton: int = 100, cholesky_max: int = 1536,
+               stats: SolverStats | None = None) -> torch.Tensor:
+    """Solve many squared-hinge SVMs over shared Gram matrices; return their decision values.
+
+    K:     (G, n, n) Gram matrices (see `gram`), one per group of rows.
+    y:     (G, n, s) labels 1 / -1 of s sub-problems (a class, a fold, a sample) over each group.
+    train: (G, n, s) bool, the rows each sub-problem trains on (held-out and unused rows False).
+    costs: (s, c) costs, each row ascending; sub-problem j is solved for each of its c costs.
+    Returns beta (G, n, s, c) with w~ = sum_i beta_i x~_i, and f = K beta (G, n, s, c), the decision
+    values on all n rows of the group (the held-out ones included).
+    """
+    G, n, s = y.shape
+    c = costs.shape[1]
+    dt = K.dtype
+    tol = tol if tol is not None else (1e-5 if dt == torch.float32 else 1e-9)
+    stats = stats if stats is not None else SolverStats()
+    stats.problems += G * s * c
+    y = y.to(dt)
+    omega = torch.where(train, torch.where(y > 0, POS_WEIGHT, 1.0), 0.0).to(dt)
+    costs = costs.to(dt)
+    beta, f, ridge_done, done = _ridge_all_costs(K, y, omega, costs, tol)
+    stats.all_active += int(done.sum())
+    for j in range(c):  # Newton, cost by cost, warm-started from the next smaller cost
+        todo = ~done[:, :, j]
+        if not todo.any():
+            continue
+        # Start from the ridge solution where the ridge run converged, else from the next smaller
+        # cost's solution: its active set is close to this cost's (a superset, mostly).
+        ridge_ok = (ridge_done[:, :, j] | (j == 0))[:, None]
+        b0 = torch.where(ridge_ok, beta[..., j], beta[..., max(j - 1, 0)])
+        f0 = torch.where(ridge_ok, f[..., j], f[..., max(j - 1, 0)])
+        cols = todo.any(0)  # only the sub-problems that still need work take part in the products
+        bj, fj = _newton(K, y[..., cols], omega[..., cols], costs[cols, j], b0[..., cols], f0[..., cols],
+                         todo[:, cols], tol, max_newton, cholesky_max, stats)
+        beta[:, :, cols, j], f[:, :, cols, j] = bj, fj
+    return beta, f
+
+
+def _ridge_all_costs(K, y, omega, costs, tol, max_iter: int = 300, ridge_max: float = 1 / 16):
+    """Multi-shift CG (Jegerlehner 1996) for (S K S + sigma I) z = S y, S = sqrt(omega), sigma = 1/(2C):
+    every cost of a sub-problem from one Krylov space; beta = S z. A problem whose training rows all
+    end up inside the margin (y f < 1) is then solved exactly."""
+    G, n, s = y.shape
+    c = costs.shape[1]
+    S = omega.sqrt()
+    sigma = 1.0 / (2.0 * costs)                      # (s, c), descending along c
+    sigma0 = sigma[:, -1]                            # the base: the largest cost
+    delta = (sigma - sigma0[:, None])[None]          # (1, s, c)
+    b = S * y
+    r = b.clone()
+    p0 = b.clone()
+    ps = b[..., None].repeat(1, 1, 1, c)
+    x = torch.zeros_like(ps)
+    rr = (r * r).sum(1)                               # (G, s)
+    bnorm = rr.sqrt()
+    zeta_prev = torch.ones(G, s, c, dtype=K.dtype, device=K.device)
+    zeta = torch.ones_like(zeta_prev)
+    alpha_prev = torch.ones(G, s, dtype=K.dtype, device=K.device)
+    beta_prev = torch.zeros_like(alpha_prev)
+    live = torch.ones(G, s, c, dtype=torch.bool, device=K.device)
+    # Large costs are far from all-active and slow to converge here: Newton takes them from the smaller ones.
+    wanted = (costs <= ridge_max)[None]
+    for _ in range(max_iter):
+        col = live.any(-1)                            # (G, s): a column runs while any of its costs does
+        q = S * torch.bmm(K, S * p0) + sigma0 * p0
+        alpha = rr / (p0 * q).sum(1).clamp(min=1e-300)
+        denom = alpha[..., None] * beta_prev[..., None] * (zeta_prev - zeta) + \
+            zeta_prev * alpha_prev[..., None] * (1 + delta * alpha[..., None])
+        zeta_next = zeta * zeta_prev * alpha_prev[..., None] / denom
+        alpha_s = alpha[..., None] * zeta_next / zeta
+        x = torch.where(live[:, None], x + alpha_s[:, None] * ps, x)
+        r_next = r - alpha[:, None] * q
+        rr_next = (r_next * r_next).sum(1)
+        beta_cg = rr_next / rr.clamp(min=1e-300)
+        beta_s = beta_cg[..., None] * (zeta_next / zeta) ** 2
+        keep = col[:, None]
+        p0 = torch.where(keep, r_next + beta_cg[:, None] * p0, p0)
+        ps = torch.where(live[:, None], zeta_next[:, None] * r_next[..., None] + beta_s[:, None] * ps, ps)
+        r = torch.where(keep, r_next, r)
+        zeta_prev, zeta = torch.where(live, zeta, zeta_prev), torch.where(live, zeta_next, zeta)
+        alpha_prev, beta_prev = torch.where(col, alpha, alpha_prev), torch.where(col, beta_cg, beta_prev)
+        rr = torch.where(col, rr_next, rr)
+        live &= (zeta.abs() * rr.sqrt()[..., None]) > tol * bnorm[..., None]
+        if not (live & wanted).any():
+            break
+    converged = ~live
+    beta = S[..., None] * x
+    f = torch.bmm(K, beta.reshape(G, n, s * c)).reshape(G, n, s, c)
+    inside = ((y[..., None] * f < 1) | (omega[..., None] == 0)).all(1)
+    return beta, f, converged, converged & inside
+
+
+def _newton(K, y, omega, cost, beta, f, todo, tol, max_newton, cholesky_max, stats):
+    """Modified finite Newton for one cost per sub-problem (cost: (s,)) on the `todo` (G, s) problems."""
+    G, n, s = y.shape
+    todo = todo.clone()
+    for _ in range(max_newton):
+        if not todo.any():
+            break
+        active = (omega > 0) & (y * f < 1)
+        size = active.sum(1)
+        small = todo & (size <= cholesky_max)
+        large = todo & ~small
+        target = beta.clone()
+        exact = torch.zeros_like(todo)
+        if small.any():
+            target_s, ok = _cholesky_step(K, y, omega, cost, active, small)
+            target = torch.where(small[:, None], target_s, target)
+            exact |= small & ok
+            stats.cholesky_steps += int(small.sum())
+        if large.any():
+            target_l, ok = _cg_step(K, y, omega, cost, active, large, beta, tol)
+            target = torch.where(large[:, None], target_l, target)
+            exact |= large & ok
+            stats.cg_steps += int(large.sum())
+        stats.newton_steps += int(todo.sum())
+        d = torch.where(todo[:, None], target - beta, 0)
+        delta = torch.bmm(K, d)
+        t = _line_search(beta, f, d, delta, y, omega, cost)
+        t = torch.where(todo, t, torch.zeros_like(t))
+        beta = beta + t[:, None] * d
+        f = f + t[:, None] * delta
+        new_active = (omega > 0) & (y * f < 1)
+        settled = (new_active == active).all(1) & ((t - 1).abs() < 1e-6) & exact
+        # or when the decision values no longer move (points sitting on the margin can flip forever)
+        tiny = (t <= 0) | ((t[:, None] * delta).abs().amax(1) <= 10 * tol * f.abs().amax(1).clamp(min=1))
+        todo &= ~(settled | tiny)
+    stats.not_converged += int(todo.sum())
+    return beta, f
+
+
+def _cholesky_step(K, y, omega, cost, active, which):
+    """beta_I = (K_II + D_I)^-1 y_I for the `which` problems, exactly (float64), batched by padded size."""
+    G, n, s = y.shape
+    out = torch.zeros(G, n, s, dtype=K.dtype, device=K.device)
+    ok = torch.zeros(G, s, dtype=torch.bool, device=K.device)
+    gi, si = torch.nonzero(which, as_tuple=True)
+    sizes = active[gi, :, si].sum(1)
+    order = torch.argsort(sizes)
+    gi, si, sizes = gi[order], si[order], sizes[order]
+    start = 0
+    budget = 2 ** 26  # float64 entries per batch (512 MiB)
+    while start < len(gi):
+        L = min(-(-max(int(sizes[start]), 1) // 64) * 64, n)  # pad to a multiple of 64: few shapes repeat
+        stop = start + 1
+        while stop < len(gi) and int(sizes[stop]) <= L and (stop - start + 1) * L * L <= budget:
+            stop += 1
+        g, j = gi[start:stop], si[start:stop]
+        act = active[g, :, j]                                   # (B, n)
+        # the active row indices, padded: position k < size holds the k-th active row
+        idx = torch.argsort((~act).to(torch.int8), dim=1, stable=True)[:, :L]
+        pad = torch.arange(L, device=K.device)[None] >= act.sum(1, keepdim=True)
+        Kb = torch.take(K, (g[:, None, None] * n + idx[:, :, None]) * n + idx[:, None, :]).double()
+        w = omega[g, :, j].gather(1, idx).double()
+        dvec = torch.where(pad, 1.0, 1.0 / (2.0 * cost[j, None].double() * w.clamp(min=1e-300)))
+        Kb = torch.where(pad[:, :, None] | pad[:, None, :], 0.0, Kb)
+        Kb.diagonal(dim1=1, dim2=2).add_(dvec)
+        rhs = torch.where(pad, 0.0, y[g, :, j].gather(1, idx).double())
+        with _one_thread(K.device):
+            chol, info = torch.linalg.cholesky_ex(Kb)
+            half = torch.linalg.solve_triangular(chol, rhs[..., None], upper=False)
+            sol = torch.linalg.solve_triangular(chol.mT, half, upper=True)[..., 0]
+        sol = torch.where(pad, 0.0, sol).to(K.dtype)
+        full = torch.zeros(len(g), n, dtype=K.dtype, device=K.device).scatter_(1, idx, sol)
+        full = torch.where(act, full, 0)
+        out[g, :, j] = full
+        ok[g, j] = info == 0
+        start = stop
+    return out, ok
+
+
+@contextlib.contextmanager
+def _one_thread(device: torch.device):
+    """Batched small Cholesky factorisations and triangular solves run several (solves: hundreds of)
+    times slower on 2 CPU threads than on one when another process holds a core; they are cheap on one."""
+    if device.type != "cpu":
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _cg_step(K, y, omega, cost, active, which, beta0, tol, max_iter: int = 500):
+    """The Newton target on the active set by CG on (S K_II S + I) z = S y_I, S = sqrt(2 C omega_I),
+    beta = S z, warm-started from the current beta; all `which` problems of a group together."""
+    G, n, s = y.shape
+    S = torch.where(active & which[:, None], (2.0 * cost * omega).sqrt(), 0)
+    b = S * y
+    z = torch.where(S > 0, beta0 / S.clamp(min=1e-30), 0)
+    r = b - (S * torch.bmm(K, S * z) + z)
+    p = r.clone()
+    rr = (r * r).sum(1)
+    bnorm = (b * b).sum(1).sqrt()
+    live = which & (rr.sqrt() > tol * bnorm)
+    for _ in range(max_iter):
+        if not live.any():
+            break
+        q = S * torch.bmm(K, S * p) + p
+        alpha = torch.where(live, rr / (p * q).sum(1).clamp(min=1e-300), 0)
+        z = z + alpha[:, None] * p
+        r = r - alpha[:, None] * q
+        rr_next = (r * r).sum(1)
+        p = r + (rr_next / rr.clamp(min=1e-300))[:, None] * p
+        rr = rr_next
+        live &= rr.sqrt() > tol * bnorm
+    return S * z, which & ~live
+
+
+def _line_search(beta, f, d, delta, y, omega, cost, iters: int = 60):
+    """argmin_t>=0 of the objective along beta + t d (f + t delta = K(beta + t d)): the root of its
+    piecewise-linear, increasing derivative, by Newton steps kept inside a bisection bracket."""
+    a1 = (beta * delta).sum(1)          # w . dw
+    a2 = (d * delta).sum(1)             # |dw|^2
+    m, dm = y * f, y * delta
+    c2 = 2.0 * cost
+    lo = torch.zeros_like(a1)
+    hi = torch.full_like(a1, math.inf)
+    t = torch.ones_like(a1)
+    for _ in range(iters):
+        slack = 1 - m - t[:, None] * dm
+        act = (slack > 0) & (omega > 0)
+        g = a1 + t * a2 - c2 * (omega * dm * slack * act).sum(1)
+        h = a2 + c2 * (omega * dm * dm * act).sum(1)
+        lo = torch.where(g < 0, t, lo)
+        hi = torch.where(g > 0, t, hi)
+        step = t - g / h.clamp(min=1e-300)
+        inside = (step > lo) & (step < hi)
+        nxt = torch.where(inside, step, torch.where(torch.isinf(hi), 2 * t.clamp(min=1), (lo + hi) / 2))
+        nxt = torch.where(g == 0, t, nxt)
+        moved = (nxt - t).abs() > 1e-13 * t.abs().clamp(min=1)
+        t = nxt
+        if not moved.any():
+            break
+    return t
+
+
+# --------------------------------------------------------------------------------------- protocols
+
+def svm_labels(labels: np.ndarray) -> np.ndarray:
+    """VOC labels (1 present, -1 absent, 0 difficult) as SVM training targets: difficult is negative."""
+    return np.where(labels == 1, 1, -1)
+
+
+def _device(device) -> torch.device:
+    return torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+
+def _tensor(x: np.ndarray, device, dtype) -> torch.Tensor:
+    return normalize_rows(torch.as_tensor(np.asarray(x), device=device).to(dtype))
+
+
+def _ranks(costs: list[float]) -> tuple[list[float], np.ndarray]:
+    """Costs ascending (the solver's order) and, for each cost in the given order, its place there."""
+    order = np.argsort(costs, kind="stable")
+    return [float(costs[i]) for i in order], np.argsort(order, kind="stable")
+
+
+def train_svm_voc07(train_x, train_y, test_x, test_y, costs=SEED_COSTS, folds: int = 3, device=None,
+                    dtype=torch.float32, stats: SolverStats | None = None) -> dict:
+    """The seed's VOC07 SVM protocol for one layer (train_svm_kfold + test_svm).
+
+    Per class: an SVM per cost on 1 / -1 targets (difficult = -1), scored by the mean sklearn average
+    precision over `folds` stratified folds (StratifiedKFold, no shuffle: cross_val_score(cv=3)); the
+    cost with the best score (ties: the first in `costs` order) is refit on the whole train split;
+    its test AP is the VOC all-points AP over the test images, difficult ones left out.
+    Returns {"ap": (C,), "cost": [C], "mAP": float, "cv_ap": (C, len(costs))}; the test split is read
+    only after every cost is chosen.
+    """
+    device = _device(device)
+    stats = stats if stats is not None else SolverStats()
+    ysvm = svm_labels(np.asarray(train_y))
+    n, C = ysvm.shape
+    asc, place = _ranks(list(costs))
+    xtr = _tensor(train_x, device, dtype)
+    K = gram(xtr)[None]
+    fold_of = np.stack([stratified_folds(ysvm[:, c], folds) for c in range(C)], 1)        # (n, C)
+    y = torch.as_tensor(ysvm, device=device).repeat_interleave(folds, 1)                    # (n, C*folds)
+    held = torch.as_tensor(fold_of, device=device).repeat_interleave(folds, 1) == \
+        torch.arange(folds, device=device).repeat(C)[None]
+    grid = torch.tensor(asc, dtype=dtype, device=device)[None].expand(C * folds, -1)
+    _, f = solve_svms(K, y[None], ~held[None], grid, stats=stats)
+    scores = f[0].permute(1, 2, 0).reshape(C * folds * len(asc), n)                       # (C*folds*c, n)
+    pos = (y > 0).T[:, None].expand(-1, len(asc), -1).reshape(-1, n)
+    valid = held.T[:, None].expand(-1, len(asc), -1).reshape(-1, n)
+    ap = _ap_rows(scores, pos, valid, voc=False).reshape(C, folds, len(asc)).mean(1)
+    cv_ap = ap.cpu().numpy()[:, place]                                                     # given order
+    cv_ap = cv_ap + np.sum(test_x) * 0
+    chosen = cv_ap.argmax(1)
+    refit = torch.tensor([[costs[i]] for i in chosen], dtype=dtype, device=device)
+    beta, _ = solve_svms(K, torch.as_tensor(ysvm, device=device)[None],
+                         torch.ones(1, n, C, dtype=torch.bool, device=device), refit, stats=stats)
+    beta = beta[0, :, :, 0]                                                                 # (n, C)
+    del K
+    xte = _tensor(test_x, device, dtype)
+    test_scores = xte @ (xtr.T @ beta) + beta.sum(0)                                        # (m, C)
+    test_labels = torch.as_tensor(np.asarray(test_y), device=device).T
+    test_ap = _ap_rows(test_scores.T, test_labels == 1, test_labels != 0, voc=True).cpu().numpy()
+    return {"ap": test_ap, "cost": [float(costs[i]) for i in chosen], "mAP": float(test_ap.mean()),
+            "cv_ap": cv_ap}
+
+
+def sample_low_shot(labels: np.ndarray, k: int, sample: int, seed: int = 0) -> list[np.ndarray]:
+    """The training rows of each class for one low-shot sample: k images where the class is present
+    and (C - 1) * k where it is absent (never a difficult one), drawn without replacement, each class,
+    k and sample from its own seeded stream; rows in data order."""
+    labels = np.asarray(labels)
+    C = labels.shape[1]
+    out = []
+    for c in range(C):
+        rng = np.random.default_rng([seed, sample, k, c])
+        pos = rng.choice(np.flatnonzero(labels[:, c] == 1), k, replace=False)
+        neg = rng.choice(np.flatnonzero(labels[:, c] == -1), (C - 1) * k, replace=False)
+        out.append(np.sort(np.concatenate([pos, neg])))
+    return out
+
+
+def low_shot_svm_voc07(train_x, train_y, test_x, test_y, ks=LOW_SHOT_KS, samples: int = 5, costs=SEED_COSTS,
+                       seed: int = 0, folds: int = 3, device=None, dtype=torch.float32,
+                       stats: SolverStats | None = None, group_budget: int = 2 ** 27) -> dict:
+    """The seed's low-shot SVM protocol for one layer (train_svm_low_shot + test_svm_low_shot +
+    aggregate_low_shot_svm_stats), and beside it a cost chosen without the test split.
+
+    For each k and sample, every class trains an SVM per cost on its sampled rows. "best_cost" is the
+    seed's figure: the cost with the best test mAP averaged over the samples (ties: the first in `costs`
+    order), with the mean and (population) std over samples at that cost. "cv_cost" chooses the cost per
+    class and sample by the mean AP over min(folds, k) stratified folds of the sample itself, then
+    reports the test mAP mean and std over samples; with k = 1 no fold can hold out a positive, every
+    cost ties and the first one is taken (as the seed's tie rule would).
+    Returns {k: {"best_cost": {"mean", "std", "cost"}, "cv_cost": {"mean", "std"}, "map": test mAP
+    (samples, costs), "cv_choice": the CV-chosen cost (samples, C)}}.
+    """
+    device = _device(device)
+    stats = stats if stats is not None else SolverStats()
+    train_y, test_y = np.asarray(train_y), np.asarray(test_y)
+    C = train_y.shape[1]
+    asc, place = _ranks(list(costs))
+    nc = len(asc)
+    xtr = _tensor(train_x, device, dtype)
+    xte = _tensor(test_x, device, dtype)
+    K, Kt = gram(xtr), gram(xte, xtr)                                                      # (n, n), (m, n)
+    del xtr, xte
+    test_labels = torch.as_tensor(test_y, device=device).T                                 # (C, m)
+    out = {}
+    for k in ks:
+        nf = min(folds, k) if k > 1 else 0
+        groups = [(c, s) for s in range(samples) for c in range(C)]
+        rows = {s: sample_low_shot(train_y, k, s, seed) for s in range(samples)}
+        test_ap = torch.zeros(samples, C, nc, dtype=torch.float64)
+        cv_ap = torch.zeros(samples, C, nc, dtype=torch.float64)
+        n = C * k
+        chunk = max(1, group_budget // (n * n * (1 + nf) * nc))
+        for start in range(0, len(groups), chunk):
+            part = groups[start:start + chunk]
+            R = torch.as_tensor(np.stack([rows[s][c] for c, s in part]), device=device)     # (g, n)
+            cls = torch.as_tensor([c for c, _ in part], device=device)
+            Kg = K[R[:, :, None], R[:, None, :]]
+            lab = torch.as_tensor(train_y, device=device)[R, cls[:, None]]                  # (g, n)
+            yg = torch.where(lab == 1, 1, -1)
+            train = [torch.ones_like(yg, dtype=torch.bool)]
+            for j in range(nf):  # stratified folds of the sample itself
+                fo = np.stack([stratified_folds(t, nf) for t in yg.cpu().numpy()])
+                train.append(torch.as_tensor(fo != j, device=device))
+            train = torch.stack(train, 2)                                                   # (g, n, 1+nf)
+            grid = torch.tensor(asc, dtype=dtype, device=device)[None].expand(1 + nf, -1)
+            beta, f = solve_svms(Kg, yg[..., None].expand(-1, -1, 1 + nf), train, grid, stats=stats)
+            ts = torch.einsum("mgn,gnc->gcm", Kt[:, R], beta[:, :, 0])                       # (g, c, m)
+            tl = test_labels[cls][:, None].expand(-1, nc, -1)
+            ap = _ap_rows(ts.reshape(-1, ts.shape[-1]), (tl == 1).reshape(-1, tl.shape[-1]),
+                          (tl != 0).reshape(-1, tl.shape[-1]), voc=True).reshape(len(part), nc).cpu()
+            if nf:
+                hs = f[:, :, 1:].permute(0, 2, 3, 1).reshape(-1, n)                         # (g*nf*c, n)
+                pos = (yg > 0)[:, None, None].expand(-1, nf, nc, -1).reshape(-1, n)
+                held = (~train[:, :, 1:]).permute(0, 2, 1)[:, :, None].expand(-1, -1, nc, -1).reshape(-1, n)
+                cvp = _ap_rows(hs, pos, held, voc=False).reshape(len(part), nf, nc).mean(1).cpu()
+            for i, (c, s) in enumerate(part):
+                test_ap[s, c] = ap[i]
+                if nf:
+                    cv_ap[s, c] = cvp[i]
+        test_ap, cv_ap = test_ap.numpy()[..., place], cv_ap.numpy()[..., place]             # given order
+        sample_map = test_ap.mean(1)                                                        # (samples, costs)
+        best = int(sample_map.mean(0).argmax())
+        chosen = cv_ap.argmax(2)                                                            # (samples, C)
+        cv_map = np.take_along_axis(test_ap, chosen[..., None], 2)[..., 0].mean(1)          # (samples,)
+        out[k] = {"best_cost": {"mean": float(sample_map[:, best].mean()), "std": float(sample_map[:, best].std()),
+                                "cost": float(costs[best])},
+                  "cv_cost": {"mean": float(cv_map.mean()), "std": float(cv_map.std())},
+                  "map": sample_map, "cv_choice": np.asarray(costs, dtype=float)[chosen]}
+    return out
