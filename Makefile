@@ -33,7 +33,8 @@ setup: $(VENV)/.installed $(FMNIST_DIR)
 
 run: setup
 	$(PY) -m pipelines.run_local --data $(DATA) --root $(ROOT) $(if $(CONFIG),--config $(CONFIG)) \
-	  $(if $(CFG_OPTIONS),--cfg-options $(CFG_OPTIONS)) $(if $(filter-out 0,$(VERBOSE)),--verbose)
+	  $(if $(CFG_OPTIONS),--cfg-options $(CFG_OPTIONS)) $(if $(BENCHMARKS),--benchmarks $(BENCHMARKS)) \
+	  $(if $(filter-out 0,$(VERBOSE)),--verbose)
 
 test: setup
 	$(PY) -m pytest -q -p no:cacheprovider

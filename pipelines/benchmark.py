@@ -15,7 +15,7 @@ from kfp.dsl import Dataset, Model
 
 from components.extract import extract
 from components.prep import prep
-from pipelines.dag import evaluate
+from pipelines.dag import LINEAR_CONFIG, SEMI_CONFIG, evaluate
 from pipelines.object_storage import use_object_storage
 from ssl_lib.stages.plan import PROTOCOLS
 
@@ -40,14 +40,17 @@ def benchmark(
     eval_gpus: int = 0,
     low_shot_ks: list = [1, 2, 4, 8, 16, 32, 64, 96],
     low_shot_samples: int = 5,
+    linear_config: str = LINEAR_CONFIG,
     linear_epochs: int = 0,
+    semi_config: str = SEMI_CONFIG,
     semi_epochs: int = 0,
     semi_fractions: list = [0.01, 0.1],
     history_uri: str = "",
 ):
     params = dict(benchmarks=benchmarks, knn_ks=knn_ks, knn_gpus=knn_gpus, features_gpus=features_gpus,
         eval_gpus=eval_gpus, low_shot_ks=low_shot_ks,
-                  low_shot_samples=low_shot_samples, linear_epochs=linear_epochs, semi_epochs=semi_epochs,
+                  low_shot_samples=low_shot_samples, linear_config=linear_config, linear_epochs=linear_epochs,
+        semi_config=semi_config, semi_epochs=semi_epochs,
         semi_fractions=semi_fractions,
                   history_uri=history_uri)
     data = dsl.importer(artifact_uri=dataset_uri, artifact_class=Dataset, reimport=False)

@@ -12,6 +12,10 @@ from components.svm import svm
 from pipelines.object_storage import use_object_storage
 from pipelines.resources import on_gpus
 
+# the local CPU defaults, trimmed (see the README); the seed's settings are other configs of the same folders
+LINEAR_CONFIG = "benchmarks/classification/fmnist/resnet_mhead_1xb64-steplr-2e_fmnist-2k.py"
+SEMI_CONFIG = "benchmarks/classification/fmnist/resnet18-w16_semi_1xb64-steplr-2e_fmnist.py"
+
 
 def evaluate(dataset, voc_dataset, backbone, params: dict, checkpoint=None):
     """Every benchmark of `backbone` and the report; returns the report task. `dataset` is the
@@ -21,8 +25,9 @@ def evaluate(dataset, voc_dataset, backbone, params: dict, checkpoint=None):
     switch = planned.outputs
     gpus, knn_gpus, eval_gpus = params["features_gpus"], params["knn_gpus"], params["eval_gpus"]
     feats = on_gpus(features(dataset=dataset, backbone=backbone, enabled=switch["features"], gpus=gpus), gpus)
-    voc_feats = on_gpus(features(dataset=voc_dataset, backbone=backbone, enabled=switch["voc_features"], gpus=gpus),
-                        gpus).set_display_name("voc-features")
+    # the SVM protocols report the pretrained backbone only: no baselines in this pass
+    voc_feats = on_gpus(features(dataset=voc_dataset, backbone=backbone, enabled=switch["voc_features"],
+                                 baselines=False, gpus=gpus), gpus).set_display_name("voc-features")
     tasks = {
         "knn": on_gpus(knn(features=feats.outputs["result"], enabled=switch["knn"], ks=params["knn_ks"],
                            gpus=knn_gpus), knn_gpus),
@@ -30,9 +35,11 @@ def evaluate(dataset, voc_dataset, backbone, params: dict, checkpoint=None):
         "low_shot_svm": low_shot_svm(features=voc_feats.outputs["result"], enabled=switch["low_shot_svm"],
                                      ks=params["low_shot_ks"], samples=params["low_shot_samples"]),
         "linear": on_gpus(linear(dataset=dataset, backbone=backbone, enabled=switch["linear"],
-                                 epochs=params["linear_epochs"], gpus=eval_gpus), eval_gpus),
+                                 config=params["linear_config"], epochs=params["linear_epochs"], gpus=eval_gpus),
+                          eval_gpus),
         "fast_linear": fast_linear(features=feats.outputs["result"], enabled=switch["fast_linear"]),
-        "semi": on_gpus(semi(dataset=dataset, backbone=backbone, enabled=switch["semi"], epochs=params["semi_epochs"],
+        "semi": on_gpus(semi(dataset=dataset, backbone=backbone, enabled=switch["semi"],
+                             config=params["semi_config"], epochs=params["semi_epochs"],
                              fractions=params["semi_fractions"], gpus=eval_gpus), eval_gpus),
     }
     extra = {"checkpoint": checkpoint} if checkpoint is not None else {}

@@ -8,7 +8,7 @@ from components.extract import extract
 from components.images import TRAINING_IMAGE
 from components.prep import prep
 from components.pretrain import pretrain
-from pipelines.dag import evaluate
+from pipelines.dag import LINEAR_CONFIG, SEMI_CONFIG, evaluate
 from pipelines.object_storage import use_object_storage
 from ssl_lib.stages.plan import PROTOCOLS
 
@@ -40,7 +40,9 @@ def pretrain_and_benchmark(
     eval_gpus: int = 0,
     low_shot_ks: list = [1, 2, 4, 8, 16, 32, 64, 96],
     low_shot_samples: int = 5,
+    linear_config: str = LINEAR_CONFIG,
     linear_epochs: int = 0,
+    semi_config: str = SEMI_CONFIG,
     semi_epochs: int = 0,
     semi_fractions: list = [0.01, 0.1],
     history_uri: str = "",
@@ -55,7 +57,8 @@ def pretrain_and_benchmark(
     summary = evaluate(data.outputs["dataset"], voc.outputs["dataset"], weights.outputs["backbone"], dict(
         benchmarks=benchmarks, knn_ks=knn_ks, knn_gpus=knn_gpus, features_gpus=features_gpus,
         eval_gpus=eval_gpus, low_shot_ks=low_shot_ks,
-        low_shot_samples=low_shot_samples, linear_epochs=linear_epochs, semi_epochs=semi_epochs,
+        low_shot_samples=low_shot_samples, linear_config=linear_config, linear_epochs=linear_epochs,
+        semi_config=semi_config, semi_epochs=semi_epochs,
         semi_fractions=semi_fractions,
         history_uri=history_uri), checkpoint=train.outputs["checkpoint"])
     return summary.outputs["report_dir"]

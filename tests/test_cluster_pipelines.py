@@ -382,7 +382,8 @@ def test_a_pretrain_parameter_reruns_pretrain_and_what_follows_but_not_prep(full
 @pytest.mark.parametrize("change, stages", [
     ({"knn_ks": [10, 20]}, ["knn"]), ({"knn_gpus": 1}, ["knn"]),
     ({"low_shot_ks": [1, 96]}, ["low-shot-svm"]), ({"low_shot_samples": 3}, ["low-shot-svm"]),
-    ({"linear_epochs": 90}, ["linear"]), ({"semi_epochs": 20}, ["semi"]), ({"semi_fractions": [0.01]}, ["semi"]),
+    ({"linear_epochs": 90}, ["linear"]), ({"linear_config": "benchmarks/classification/other.py"}, ["linear"]),
+    ({"semi_config": "benchmarks/classification/other.py"}, ["semi"]), ({"semi_epochs": 20}, ["semi"]), ({"semi_fractions": [0.01]}, ["semi"]),
     ({"eval_gpus": 1}, ["linear", "semi"]),
     ({"features_gpus": 1}, ["fast-linear", "features", "features-2", "knn", "low-shot-svm", "svm"]),
 ])

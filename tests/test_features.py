@@ -41,7 +41,8 @@ def test_a_feature_set_reads_back_what_was_written(tmp_path):
     assert fs.layers == ["feat1", "avgpool"] and fs.models == ["pretrained", "raw_pixels"]
     assert fs.meta["dims"] == {"feat1": 6, "avgpool": 3} and fs.splits == {"train": 5, "test": 4}
     assert not fs.multi_label and fs.x("test", "feat1").dtype == np.float32
-    np.testing.assert_allclose(fs.x("train", "avgpool", "raw_pixels"), feats["train"]["raw_pixels"]["avgpool"], rtol=1e-6)
+    np.testing.assert_allclose(fs.x("train", "avgpool", "raw_pixels"), feats["train"]["raw_pixels"]["avgpool"],
+                               rtol=1e-6)
     assert np.array_equal(fs.y("test"), labels["test"])
     with pytest.raises(DataError, match="test.raw_pixels.feat1.npy: not in the features artifact"):
         fs.x("test", "feat1", "raw_pixels")

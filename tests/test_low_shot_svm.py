@@ -12,7 +12,7 @@ import torch
 from ssl_lib.benchmarks.svm import SEED_COSTS, low_shot_svm_voc07, normalize_rows, sample_low_shot, voc_ap
 from ssl_lib.errors import DataError
 from ssl_lib.stages.low_shot_svm import low_shot_svm
-from tests.test_svm import feature_set, linear_svc, voc_like
+from test_svm import feature_set, linear_svc, voc_like
 
 
 def test_sampler_draws_k_present_and_c_minus_1_times_k_absent_images_per_class():

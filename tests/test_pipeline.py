@@ -15,7 +15,8 @@ REPO = Path(__file__).resolve().parents[1]
 def _run(root: Path) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "pipelines.run_local", "--config", TINY_CONFIG, "--train-limit", "64",
            "--test-limit", "40", "--voc-train-limit", "40", "--voc-test-limit", "40", "--voc-mosaic-size", "48",
-           "--set", "semi_fractions=[0.2]", "semi_epochs=1", "linear_epochs=1", "low_shot_ks=[1,2]", "low_shot_samples=2",
+           "--set", "semi_fractions=[0.2]", "semi_epochs=1", "linear_epochs=1", "low_shot_ks=[1,2]",
+           "low_shot_samples=2",
            "--root", str(root)]
     return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
 

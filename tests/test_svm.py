@@ -106,6 +106,8 @@ def test_solver_reaches_the_optimum_sklearn_linearsvc_converges_to(cholesky_max)
                       torch.tensor(costs, dtype=torch.float64)[None].expand(2, -1), cholesky_max=cholesky_max,
                       stats=stats)
     assert stats.not_converged == 0 and stats.all_active > 0 and stats.newton_steps > 0
+    assert (stats.cg_steps > 0 and stats.cg_iterations > 0) if cholesky_max == 0 else \
+        (stats.cholesky_steps > 0 and stats.cg_steps == 0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for c in range(2):

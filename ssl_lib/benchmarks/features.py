@@ -154,7 +154,8 @@ def write_feature_set(staging: Path, feats: dict, labels: dict, meta: dict) -> d
         for model, by_layer in by_model.items():
             for layer, arr in by_layer.items():
                 if len(arr) != len(labels[split]):
-                    raise DataError(f"features {split}.{model}.{layer}: {len(arr)} rows for {len(labels[split])} labels")
+                    raise DataError(f"features {split}.{model}.{layer}: {len(arr)} rows for "
+                                    f"{len(labels[split])} labels")
                 np.save(staging / f"{split}.{model}.{layer}.npy", np.ascontiguousarray(arr, dtype=np.float32))
         np.save(staging / f"{split}.labels.npy", labels[split])
     (staging / "features.json").write_text(json.dumps(meta, indent=2))

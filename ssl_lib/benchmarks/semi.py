@@ -211,6 +211,31 @@ def evaluate(model: nn.Module, test_ds, batch_size: int, device: torch.device, w
     return {"top1": top1 / seen, "top5": top5 / seen}
 
 
+EVAL_BATCH = 256
+DECODED_MAX_BYTES = 1 << 30
+
+
+class _Decoded(torch.utils.data.Dataset):
+    def __init__(self, img: torch.Tensor, label: torch.Tensor):
+        self.img, self.label = img, label
+
+    def __len__(self) -> int:
+        return len(self.label)
+
+    def __getitem__(self, i: int) -> dict:
+        return {"img": self.img[i], "label": self.label[i]}
+
+
+def decoded_once(ds):
+    """The test split decoded and transformed once, when it fits in DECODED_MAX_BYTES: every setting of
+    the grid evaluates on the same (deterministic) test images, and decoding them was most of the time."""
+    first = ds[0]["img"]
+    if len(ds) * first.numel() * first.element_size() > DECODED_MAX_BYTES:
+        return ds
+    samples = [ds[i] for i in range(len(ds))]
+    return _Decoded(torch.stack([s["img"] for s in samples]), torch.as_tensor([int(s["label"]) for s in samples]))
+
+
 def run_grid(backbone: nn.Module, labelled_ds, test_ds, num_classes: int, *, lrs, head_lr_mults,
              device: torch.device, seed: int = 0, workers: int = 0, log: Callable[[str], None] = print,
              tag: str = "", **schedule) -> list[dict]:
@@ -218,6 +243,7 @@ def run_grid(backbone: nn.Module, labelled_ds, test_ds, num_classes: int, *, lrs
     lr x head_lr_mult; one row each, with its test top-1 / top-5."""
     with torch.no_grad():
         in_channels = backbone.eval()(test_ds[0]["img"][None])[-1].shape[1]
+    test_ds = decoded_once(test_ds)
     rows = []
     for lr in lrs:
         for mult in head_lr_mults:
@@ -227,7 +253,7 @@ def run_grid(backbone: nn.Module, labelled_ds, test_ds, num_classes: int, *, lrs
             setting = f"{tag} lr={lr:g} head x{mult:g}"
             losses = fine_tune(model, labelled_ds, lr=lr, head_lr_mult=mult, device=device, seed=seed, workers=workers,
                                log=log, tag=setting, **schedule)
-            acc = evaluate(model, test_ds, schedule["batch_size"], device, workers)
+            acc = evaluate(model, test_ds, max(schedule["batch_size"], EVAL_BATCH), device, workers)
             rows.append(dict(lr=lr, head_lr_mult=mult, top1=acc["top1"], top5=acc["top5"],
                              train_loss=losses[-1] if np.isfinite(losses[-1]) else None, epochs_run=len(losses),
                              seconds=round(time.time() - start, 1)))

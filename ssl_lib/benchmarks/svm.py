@@ -15,14 +15,16 @@ a label column over it), and solves them all at once:
      multi-shift conjugate-gradient run per class and fold solves all costs together;
   2. Newton with exact line search on the active set (Keerthi & DeCoste 2005, "modified finite
      Newton"), cost by cost in increasing order, each warm-started from the next smaller cost: the
-     Newton system is solved by a Cholesky factorisation of K_II + D_I while the active set I is
-     small (large costs), else by conjugate gradients on the whole batch. It stops when the active set
-     no longer changes after a full step: then the solution is the exact optimum, the one liblinear's
-     dual coordinate descent approaches.
+     Newton system (K_II + D_I) beta_I = y_I is solved by a Cholesky factorisation (float64) where the
+     active set I is small or the cost large, else by conjugate gradients preconditioned with K's top
+     eigenvectors, all problems of a batch together. A problem stops when its active set no longer
+     changes after a full exact step (then it is at the exact optimum, the one liblinear's dual
+     coordinate descent approaches) or when its decision values no longer move.
+Tests check the decision values, the chosen costs and the APs against sklearn's LinearSVC.
 """
 from __future__ import annotations
 
-import contextlib
+import functools
 import math
 from dataclasses import dataclass
 
@@ -32,6 +34,8 @@ import torch
 SEED_COSTS = [1.0, 10.0, 100.0] + [0.5 ** n for n in range(4, 20)]
 LOW_SHOT_KS = [1, 2, 4, 8, 16, 32, 64, 96]
 POS_WEIGHT = 2.0  # class_weight={1: 2, -1: 1}
+PRECONDITIONER_RANK = 128
+CHOLESKY_ALWAYS = 256
 
 
 def normalize_rows(x):
@@ -112,18 +116,55 @@ class SolverStats:
     newton_steps: int = 0        # (problem, Newton step) pairs
     cholesky_steps: int = 0
     cg_steps: int = 0
+    ridge_iterations: int = 0    # multi-shift CG iterations (one product with K for every sub-problem)
+    cg_iterations: int = 0       # CG iterations of the Newton steps (one product with K for those)
+    line_search_iterations: int = 0
     not_converged: int = 0
 
 
 def gram(a: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
     """x~_i . x~_j: the dot products with the constant bias feature 1 appended (intercept_scaling=1)."""
-    return (a @ (a if b is None else b).T).add_(1.0)
+    return _mm(a, (a if b is None else b).T).add_(1.0)
 
 
+# Thread use. On a CPU that another process also uses, every parallel region of 2 threads waits for
+# the descheduled one: elementwise ops on a few MB, QR, eigh, small Cholesky factorisations and
+# triangular solves then run 10 to 500 times slower than on one thread. The protocols therefore run on
+# one thread, and only their large products (with K, the features) on the threads configured.
+_product_threads: int | None = None
+
+
+def _one_thread_but_products(fn):
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        global _product_threads
+        if _product_threads is not None:  # nested: the outer call has set it up
+            return fn(*args, **kwargs)
+        _product_threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            torch.set_num_threads(_product_threads)
+            _product_threads = None
+    return wrapper
+
+
+def _mm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    if _product_threads is None or a.device.type != "cpu":
+        return a @ b
+    torch.set_num_threads(_product_threads)
+    try:
+        return a @ b
+    finally:
+        torch.set_num_threads(1)
+
+
+@_one_thread_but_products
 def solve_svms(K: torch.Tensor, y: torch.Tensor, train: torch.Tensor, costs: torch.Tensor, *,
-               tol: float | None = None, max_newton: int = 100, cholesky_max: int = 1536,
-               stats: SolverStats | None = None) -> torch.Tensor:
-    """Solve many squared-hinge SVMs over shared Gram matrices; return their decision values.
+               tol: float | None = None, max_newton: int = 100, cholesky_max: int = 1024,
+               stats: SolverStats | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Solve many squared-hinge SVMs over shared Gram matrices.
 
     K:     (G, n, n) Gram matrices (see `gram`), one per group of rows.
     y:     (G, n, s) labels 1 / -1 of s sub-problems (a class, a fold, a sample) over each group.
@@ -141,7 +182,8 @@ def solve_svms(K: torch.Tensor, y: torch.Tensor, train: torch.Tensor, costs: tor
     y = y.to(dt)
     omega = torch.where(train, torch.where(y > 0, POS_WEIGHT, 1.0), 0.0).to(dt)
     costs = costs.to(dt)
-    beta, f, ridge_done, done = _ridge_all_costs(K, y, omega, costs, tol)
+    beta, f, ridge_done, done = _ridge_all_costs(K, y, omega, costs, tol, stats)
+    eigen = []  # K's top eigenvectors, computed when a CG step first needs them
     stats.all_active += int(done.sum())
     for j in range(c):  # Newton, cost by cost, warm-started from the next smaller cost
         todo = ~done[:, :, j]
@@ -154,15 +196,17 @@ def solve_svms(K: torch.Tensor, y: torch.Tensor, train: torch.Tensor, costs: tor
         f0 = torch.where(ridge_ok, f[..., j], f[..., max(j - 1, 0)])
         cols = todo.any(0)  # only the sub-problems that still need work take part in the products
         bj, fj = _newton(K, y[..., cols], omega[..., cols], costs[cols, j], b0[..., cols], f0[..., cols],
-                         todo[:, cols], tol, max_newton, cholesky_max, stats)
+                         todo[:, cols], tol, max_newton, cholesky_max, stats, eigen)
         beta[:, :, cols, j], f[:, :, cols, j] = bj, fj
     return beta, f
 
 
-def _ridge_all_costs(K, y, omega, costs, tol, max_iter: int = 300, ridge_max: float = 1 / 16):
+def _ridge_all_costs(K, y, omega, costs, tol, stats, max_iter: int = 300, ridge_max: float = 1 / 16):
     """Multi-shift CG (Jegerlehner 1996) for (S K S + sigma I) z = S y, S = sqrt(omega), sigma = 1/(2C):
     every cost of a sub-problem from one Krylov space; beta = S z. A problem whose training rows all
-    end up inside the margin (y f < 1) is then solved exactly."""
+    end up inside the margin (y f < 1) is then solved exactly. The shifted iterates are kept as
+    coefficients over the residuals r_k, and K S r_k comes from the base system's products, so the
+    decision values f = K beta of every cost cost no product of their own."""
     G, n, s = y.shape
     c = costs.shape[1]
     S = omega.sqrt()
@@ -172,8 +216,6 @@ def _ridge_all_costs(K, y, omega, costs, tol, max_iter: int = 300, ridge_max: fl
     b = S * y
     r = b.clone()
     p0 = b.clone()
-    ps = b[..., None].repeat(1, 1, 1, c)
-    x = torch.zeros_like(ps)
     rr = (r * r).sum(1)                               # (G, s)
     bnorm = rr.sqrt()
     zeta_prev = torch.ones(G, s, c, dtype=K.dtype, device=K.device)
@@ -183,23 +225,34 @@ def _ridge_all_costs(K, y, omega, costs, tol, max_iter: int = 300, ridge_max: fl
     live = torch.ones(G, s, c, dtype=torch.bool, device=K.device)
     # Large costs are far from all-active and slow to converge here: Newton takes them from the smaller ones.
     wanted = (costs <= ridge_max)[None]
-    for _ in range(max_iter):
+    basis, k_basis = [], []                           # r_k and K S r_k
+    pc = torch.zeros(G, s, c, max_iter + 1, dtype=K.dtype, device=K.device)   # shifted directions, over r_k
+    xc = torch.zeros_like(pc)                                                 # shifted iterates, over r_k
+    pc[..., 0] = 1
+    ksp_prev = None
+    for k in range(max_iter):
+        stats.ridge_iterations += 1
         col = live.any(-1)                            # (G, s): a column runs while any of its costs does
-        q = S * torch.bmm(K, S * p0) + sigma0 * p0
+        ksp = _mm(K, S * p0)
+        basis.append(r)
+        k_basis.append(ksp if k == 0 else ksp - beta_prev[:, None] * ksp_prev)
+        q = S * ksp + sigma0 * p0
         alpha = rr / (p0 * q).sum(1).clamp(min=1e-300)
         denom = alpha[..., None] * beta_prev[..., None] * (zeta_prev - zeta) + \
             zeta_prev * alpha_prev[..., None] * (1 + delta * alpha[..., None])
         zeta_next = zeta * zeta_prev * alpha_prev[..., None] / denom
         alpha_s = alpha[..., None] * zeta_next / zeta
-        x = torch.where(live[:, None], x + alpha_s[:, None] * ps, x)
+        xc = torch.where(live[..., None], xc + alpha_s[..., None] * pc, xc)
         r_next = r - alpha[:, None] * q
         rr_next = (r_next * r_next).sum(1)
         beta_cg = rr_next / rr.clamp(min=1e-300)
         beta_s = beta_cg[..., None] * (zeta_next / zeta) ** 2
         keep = col[:, None]
         p0 = torch.where(keep, r_next + beta_cg[:, None] * p0, p0)
-        ps = torch.where(live[:, None], zeta_next[:, None] * r_next[..., None] + beta_s[:, None] * ps, ps)
+        pc = torch.where(live[..., None], beta_s[..., None] * pc, pc)
+        pc[..., k + 1] = torch.where(live, zeta_next, 0)
         r = torch.where(keep, r_next, r)
+        ksp_prev = ksp
         zeta_prev, zeta = torch.where(live, zeta, zeta_prev), torch.where(live, zeta_next, zeta)
         alpha_prev, beta_prev = torch.where(col, alpha, alpha_prev), torch.where(col, beta_cg, beta_prev)
         rr = torch.where(col, rr_next, rr)
@@ -207,13 +260,20 @@ def _ridge_all_costs(K, y, omega, costs, tol, max_iter: int = 300, ridge_max: fl
         if not (live & wanted).any():
             break
     converged = ~live
-    beta = S[..., None] * x
-    f = torch.bmm(K, beta.reshape(G, n, s * c)).reshape(G, n, s, c)
+    m = len(basis)
+    coef = xc[..., :m].reshape(G * s, c, m).mT                                         # (G*s, m, c)
+
+    def combine(vectors):                                                              # sum_k coef_k v_k
+        v = torch.stack(vectors, -1).permute(0, 2, 1, 3).reshape(G * s, n, m)
+        return (v @ coef).reshape(G, s, n, c).permute(0, 2, 1, 3)
+
+    beta = S[..., None] * combine(basis)
+    f = combine(k_basis)
     inside = ((y[..., None] * f < 1) | (omega[..., None] == 0)).all(1)
     return beta, f, converged, converged & inside
 
 
-def _newton(K, y, omega, cost, beta, f, todo, tol, max_newton, cholesky_max, stats):
+def _newton(K, y, omega, cost, beta, f, todo, tol, max_newton, cholesky_max, stats, eigen):
     """Modified finite Newton for one cost per sub-problem (cost: (s,)) on the `todo` (G, s) problems."""
     G, n, s = y.shape
     todo = todo.clone()
@@ -222,7 +282,10 @@ def _newton(K, y, omega, cost, beta, f, todo, tol, max_newton, cholesky_max, sta
             break
         active = (omega > 0) & (y * f < 1)
         size = active.sum(1)
-        small = todo & (size <= cholesky_max)
+        # Cholesky where the active set is small; preconditioned CG where it is large, and for the
+        # moderate costs, where the preconditioned system is well conditioned (1 + 4 C lambda_k+1)
+        small = (size <= min(CHOLESKY_ALWAYS, cholesky_max)) | ((size <= cholesky_max) & (cost > 1)[None])
+        small &= todo
         large = todo & ~small
         target = beta.clone()
         exact = torch.zeros_like(todo)
@@ -232,14 +295,16 @@ def _newton(K, y, omega, cost, beta, f, todo, tol, max_newton, cholesky_max, sta
             exact |= small & ok
             stats.cholesky_steps += int(small.sum())
         if large.any():
-            target_l, ok = _cg_step(K, y, omega, cost, active, large, beta, tol)
+            if not eigen:
+                eigen.append(_top_eigen(K, min(PRECONDITIONER_RANK, n)))
+            target_l, ok = _cg_step(K, y, omega, cost, active, large, beta, tol, stats, eigen[0])
             target = torch.where(large[:, None], target_l, target)
             exact |= large & ok
             stats.cg_steps += int(large.sum())
         stats.newton_steps += int(todo.sum())
         d = torch.where(todo[:, None], target - beta, 0)
-        delta = torch.bmm(K, d)
-        t = _line_search(beta, f, d, delta, y, omega, cost)
+        delta = _mm(K, d)
+        t = _line_search(beta, f, d, delta, y, omega, cost, stats)
         t = torch.where(todo, t, torch.zeros_like(t))
         beta = beta + t[:, None] * d
         f = f + t[:, None] * delta
@@ -279,10 +344,9 @@ def _cholesky_step(K, y, omega, cost, active, which):
         Kb = torch.where(pad[:, :, None] | pad[:, None, :], 0.0, Kb)
         Kb.diagonal(dim1=1, dim2=2).add_(dvec)
         rhs = torch.where(pad, 0.0, y[g, :, j].gather(1, idx).double())
-        with _one_thread(K.device):
-            chol, info = torch.linalg.cholesky_ex(Kb)
-            half = torch.linalg.solve_triangular(chol, rhs[..., None], upper=False)
-            sol = torch.linalg.solve_triangular(chol.mT, half, upper=True)[..., 0]
+        chol, info = torch.linalg.cholesky_ex(Kb)
+        half = torch.linalg.solve_triangular(chol, rhs[..., None], upper=False)
+        sol = torch.linalg.solve_triangular(chol.mT, half, upper=True)[..., 0]
         sol = torch.where(pad, 0.0, sol).to(K.dtype)
         full = torch.zeros(len(g), n, dtype=K.dtype, device=K.device).scatter_(1, idx, sol)
         full = torch.where(act, full, 0)
@@ -292,48 +356,65 @@ def _cholesky_step(K, y, omega, cost, active, which):
     return out, ok
 
 
-@contextlib.contextmanager
-def _one_thread(device: torch.device):
-    """Batched small Cholesky factorisations and triangular solves run several (solves: hundreds of)
-    times slower on 2 CPU threads than on one when another process holds a core; they are cheap on one."""
-    if device.type != "cpu":
-        yield
-        return
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
+def _top_eigen(K: torch.Tensor, k: int, power_iterations: int = 2) -> torch.Tensor:
+    """V = U sqrt(Lambda) of the top-k eigenpairs of each K[g] (randomised subspace iteration), so that
+    V V^T is K's best rank-k part: the preconditioner of the CG steps."""
+    G, n, _ = K.shape
+    p = min(n, k + 16)
+    gen = torch.Generator(device=K.device).manual_seed(0)
+    Q = torch.randn(G, n, p, generator=gen, device=K.device, dtype=K.dtype)
+    for _ in range(power_iterations + 1):
+        Q = torch.linalg.qr(_mm(K, Q)).Q
+    lam, vec = torch.linalg.eigh((Q.mT @ _mm(K, Q)).double())
+    lam, vec = lam.flip(-1)[..., :k].clamp(min=0), vec.flip(-1)[..., :k]
+    return (Q.double() @ vec * lam.sqrt()[:, None]).to(K.dtype)
 
 
-def _cg_step(K, y, omega, cost, active, which, beta0, tol, max_iter: int = 500):
-    """The Newton target on the active set by CG on (S K_II S + I) z = S y_I, S = sqrt(2 C omega_I),
-    beta = S z, warm-started from the current beta; all `which` problems of a group together."""
+def _cg_step(K, y, omega, cost, active, which, beta0, tol, stats, V, max_iter: int = 500):
+    """The Newton target on the active set by preconditioned CG on (S K_II S + I) z = S y_I,
+    S = sqrt(2 C omega_I), beta = S z, warm-started from the current beta; all `which` problems of a
+    group together. Preconditioner: P = I + S V V^T S with V V^T ~ K (rank k), inverted by Woodbury,
+    P^-1 = I - S V (I + V^T S^2 V)^-1 V^T S: what is left has eigenvalues in
+    [1, 1 + 2 C omega lambda_(k+1)(K)] instead of up to 1 + 2 C omega lambda_1(K)."""
     G, n, s = y.shape
     S = torch.where(active & which[:, None], (2.0 * cost * omega).sqrt(), 0)
+    k = V.shape[-1]
+    SV = (S[..., None] * V[:, :, None]).permute(0, 2, 1, 3).reshape(G * s, n, k)       # (G*s, n, k)
+    M = _mm(SV.mT, SV).reshape(G, s, k, k).double() + torch.eye(k, dtype=torch.float64, device=K.device)
+    del SV
+    chol = torch.linalg.cholesky(M)                                               # (G, s, k, k)
+
+    def precondition(r):
+        t = _mm(V.mT, S * r).double().permute(0, 2, 1)[..., None]                  # (G, s, k, 1)
+        t = torch.linalg.solve_triangular(chol, t, upper=False)
+        t = torch.linalg.solve_triangular(chol.mT, t, upper=True)[..., 0].permute(0, 2, 1).to(r.dtype)
+        return r - S * _mm(V, t)
+
     b = S * y
     z = torch.where(S > 0, beta0 / S.clamp(min=1e-30), 0)
-    r = b - (S * torch.bmm(K, S * z) + z)
-    p = r.clone()
-    rr = (r * r).sum(1)
+    r = b - (S * _mm(K, S * z) + z)
+    u = precondition(r)
+    p = u.clone()
+    ru = (r * u).sum(1)
     bnorm = (b * b).sum(1).sqrt()
-    live = which & (rr.sqrt() > tol * bnorm)
+    live = which & ((r * r).sum(1).sqrt() > tol * bnorm)
     for _ in range(max_iter):
         if not live.any():
             break
-        q = S * torch.bmm(K, S * p) + p
-        alpha = torch.where(live, rr / (p * q).sum(1).clamp(min=1e-300), 0)
+        stats.cg_iterations += 1
+        q = S * _mm(K, S * p) + p
+        alpha = torch.where(live, ru / (p * q).sum(1).clamp(min=1e-300), 0)
         z = z + alpha[:, None] * p
         r = r - alpha[:, None] * q
-        rr_next = (r * r).sum(1)
-        p = r + (rr_next / rr.clamp(min=1e-300))[:, None] * p
-        rr = rr_next
-        live &= rr.sqrt() > tol * bnorm
+        u = precondition(r)
+        ru_next = (r * u).sum(1)
+        p = u + (ru_next / ru.clamp(min=1e-300))[:, None] * p
+        ru = ru_next
+        live &= (r * r).sum(1).sqrt() > tol * bnorm
     return S * z, which & ~live
 
 
-def _line_search(beta, f, d, delta, y, omega, cost, iters: int = 60):
+def _line_search(beta, f, d, delta, y, omega, cost, stats, iters: int = 60):
     """argmin_t>=0 of the objective along beta + t d (f + t delta = K(beta + t d)): the root of its
     piecewise-linear, increasing derivative, by Newton steps kept inside a bisection bracket."""
     a1 = (beta * delta).sum(1)          # w . dw
@@ -344,6 +425,7 @@ def _line_search(beta, f, d, delta, y, omega, cost, iters: int = 60):
     hi = torch.full_like(a1, math.inf)
     t = torch.ones_like(a1)
     for _ in range(iters):
+        stats.line_search_iterations += 1
         slack = 1 - m - t[:, None] * dm
         act = (slack > 0) & (omega > 0)
         g = a1 + t * a2 - c2 * (omega * dm * slack * act).sum(1)
@@ -382,6 +464,7 @@ def _ranks(costs: list[float]) -> tuple[list[float], np.ndarray]:
     return [float(costs[i]) for i in order], np.argsort(order, kind="stable")
 
 
+@_one_thread_but_products
 def train_svm_voc07(train_x, train_y, test_x, test_y, costs=SEED_COSTS, folds: int = 3, device=None,
                     dtype=torch.float32, stats: SolverStats | None = None) -> dict:
     """The seed's VOC07 SVM protocol for one layer (train_svm_kfold + test_svm).
@@ -411,7 +494,6 @@ def train_svm_voc07(train_x, train_y, test_x, test_y, costs=SEED_COSTS, folds: i
     valid = held.T[:, None].expand(-1, len(asc), -1).reshape(-1, n)
     ap = _ap_rows(scores, pos, valid, voc=False).reshape(C, folds, len(asc)).mean(1)
     cv_ap = ap.cpu().numpy()[:, place]                                                     # given order
-    cv_ap = cv_ap + np.sum(test_x) * 0
     chosen = cv_ap.argmax(1)
     refit = torch.tensor([[costs[i]] for i in chosen], dtype=dtype, device=device)
     beta, _ = solve_svms(K, torch.as_tensor(ysvm, device=device)[None],
@@ -419,7 +501,7 @@ def train_svm_voc07(train_x, train_y, test_x, test_y, costs=SEED_COSTS, folds: i
     beta = beta[0, :, :, 0]                                                                 # (n, C)
     del K
     xte = _tensor(test_x, device, dtype)
-    test_scores = xte @ (xtr.T @ beta) + beta.sum(0)                                        # (m, C)
+    test_scores = _mm(xte, _mm(xtr.T, beta)) + beta.sum(0)                                        # (m, C)
     test_labels = torch.as_tensor(np.asarray(test_y), device=device).T
     test_ap = _ap_rows(test_scores.T, test_labels == 1, test_labels != 0, voc=True).cpu().numpy()
     return {"ap": test_ap, "cost": [float(costs[i]) for i in chosen], "mAP": float(test_ap.mean()),
@@ -441,9 +523,10 @@ def sample_low_shot(labels: np.ndarray, k: int, sample: int, seed: int = 0) -> l
     return out
 
 
+@_one_thread_but_products
 def low_shot_svm_voc07(train_x, train_y, test_x, test_y, ks=LOW_SHOT_KS, samples: int = 5, costs=SEED_COSTS,
                        seed: int = 0, folds: int = 3, device=None, dtype=torch.float32,
-                       stats: SolverStats | None = None, group_budget: int = 2 ** 27) -> dict:
+                       stats: SolverStats | None = None, group_budget: int = 2 ** 26) -> dict:
     """The seed's low-shot SVM protocol for one layer (train_svm_low_shot + test_svm_low_shot +
     aggregate_low_shot_svm_stats), and beside it a cost chosen without the test split.
 
@@ -464,8 +547,8 @@ def low_shot_svm_voc07(train_x, train_y, test_x, test_y, ks=LOW_SHOT_KS, samples
     nc = len(asc)
     xtr = _tensor(train_x, device, dtype)
     xte = _tensor(test_x, device, dtype)
-    K, Kt = gram(xtr), gram(xte, xtr)                                                      # (n, n), (m, n)
-    del xtr, xte
+    K = gram(xtr)                                                                          # (N, N)
+    N = len(K)
     test_labels = torch.as_tensor(test_y, device=device).T                                 # (C, m)
     out = {}
     for k in ks:
@@ -475,12 +558,12 @@ def low_shot_svm_voc07(train_x, train_y, test_x, test_y, ks=LOW_SHOT_KS, samples
         test_ap = torch.zeros(samples, C, nc, dtype=torch.float64)
         cv_ap = torch.zeros(samples, C, nc, dtype=torch.float64)
         n = C * k
-        chunk = max(1, group_budget // (n * n * (1 + nf) * nc))
+        chunk = max(1, group_budget // (n * n))
         for start in range(0, len(groups), chunk):
             part = groups[start:start + chunk]
             R = torch.as_tensor(np.stack([rows[s][c] for c, s in part]), device=device)     # (g, n)
             cls = torch.as_tensor([c for c, _ in part], device=device)
-            Kg = K[R[:, :, None], R[:, None, :]]
+            Kg = torch.stack([K.index_select(0, r).index_select(1, r) for r in R])
             lab = torch.as_tensor(train_y, device=device)[R, cls[:, None]]                  # (g, n)
             yg = torch.where(lab == 1, 1, -1)
             train = [torch.ones_like(yg, dtype=torch.bool)]
@@ -490,7 +573,11 @@ def low_shot_svm_voc07(train_x, train_y, test_x, test_y, ks=LOW_SHOT_KS, samples
             train = torch.stack(train, 2)                                                   # (g, n, 1+nf)
             grid = torch.tensor(asc, dtype=dtype, device=device)[None].expand(1 + nf, -1)
             beta, f = solve_svms(Kg, yg[..., None].expand(-1, -1, 1 + nf), train, grid, stats=stats)
-            ts = torch.einsum("mgn,gnc->gcm", Kt[:, R], beta[:, :, 0])                       # (g, c, m)
+            # test scores through the primal weights: w~ = sum_i beta_i x~_i over each sample's rows
+            B = torch.zeros(N, len(part), nc, dtype=dtype, device=device)
+            B[R, torch.arange(len(part), device=device)[:, None]] = beta[:, :, 0]
+            B = B.reshape(N, -1)
+            ts = (_mm(xte, _mm(xtr.T, B)) + B.sum(0)).T.reshape(len(part), nc, -1)          # (g, c, m)
             tl = test_labels[cls][:, None].expand(-1, nc, -1)
             ap = _ap_rows(ts.reshape(-1, ts.shape[-1]), (tl == 1).reshape(-1, tl.shape[-1]),
                           (tl != 0).reshape(-1, tl.shape[-1]), voc=True).reshape(len(part), nc).cpu()

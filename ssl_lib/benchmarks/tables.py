@@ -129,8 +129,8 @@ def summary_rows(results: dict) -> list[tuple[str, str, str, str]]:
     if semi:
         for fraction, res in semi["fractions"].items():
             b = res["best"]
-            rows.append((f"semi-supervised {100 * float(fraction):g}%", f"top-1 %, lr {b['lr']:g} head x{b['head_lr_mult']:g}",
-                         pct(b["top1"]), ""))
+            rows.append((f"semi-supervised {100 * float(fraction):g}%",
+                         f"top-1 %, lr {b['lr']:g} head x{b['head_lr_mult']:g}", pct(b["top1"]), ""))
     return rows
 
 

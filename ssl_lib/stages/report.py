@@ -144,7 +144,8 @@ def _sections(results: dict, model: str, plots: dict) -> list[str]:
         md += ["## VOC07 SVM / Low-shot SVM (mAP %)", "", tables.svm_table(model, svm, low), ""]
         if svm:
             md += [f"SVM mAP per layer ({svm.get('num_train')} trainval / {svm.get('num_test')} test images, cost "
-                   f"chosen per class by {svm.get('folds', 3)}-fold CV on trainval):", "", tables.svm_layers_table(svm), ""]
+                   f"chosen per class by {svm.get('folds', 3)}-fold CV on trainval):", "",
+                   tables.svm_layers_table(svm), ""]
         if low:
             md += [f"Low-shot SVM, {SEED_LAYER_NAMES.get(low['best_layer'], low['best_layer'])}, mean ± std over "
                    f"{low.get('samples', 5)} samples per k:", "", tables.low_shot_table(low), ""]
@@ -158,7 +159,8 @@ def _sections(results: dict, model: str, plots: dict) -> list[str]:
         c = fast["chosen"]
         md += ["## Fast linear evaluation on cached features (top-1 %)", "",
                f"{len(fast['sweep'])} heads trained in one pass; chosen on a held-out part of the train split: "
-               f"{c['layer']}, lr {c['lr']:g}, weight decay {c['weight_decay']:g}: test top-1 **{pct(c['test_top1'])}**.",
+               f"{c['layer']}, lr {c['lr']:g}, weight decay {c['weight_decay']:g}: "
+               f"test top-1 **{pct(c['test_top1'])}**.",
                "", tables.fast_linear_table(fast), ""]
     if linear or fast:
         series = {}

@@ -57,7 +57,8 @@ def read_voc_features(features: str, layers: list[str] | None, protocol: str):
     labels = {}
     for split in ("train", "test"):
         if not fs.splits.get(split):
-            raise DataError(f"{protocol}: split '{split}' of {features} is empty; the protocol needs a train and a test split")
+            raise DataError(f"{protocol}: split '{split}' of {features} is empty; the protocol needs a train and a "
+                            f"test split")
         labels[split] = _labels(fs, split, protocol)
     for layer in layers:
         widths = {}
