@@ -40,6 +40,7 @@ test: setup
 	$(PY) -m pytest -q -p no:cacheprovider
 
 bench: setup
+	$(PY) -m pip install -q -e '.[bench]'  # scikit-learn: the SVM reference
 	$(PY) tools/bench_throughput.py
 	$(PY) tools/bench_shards.py
 	$(PY) tools/benchmarks/bench_svm.py

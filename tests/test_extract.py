@@ -71,6 +71,10 @@ def test_a_pickled_object_is_refused_without_running_it(tmp_path):
         extract(str(tmp_path / "evil.pth"), str(tmp_path / "bb"), config=IN1K)
 
 
+# kNN alone, on a tiny mosaic for the (skipped) SVM branch
+ONLY_KNN = dict(benchmarks=["knn"], voc_train_limit=40, voc_test_limit=40, voc_mosaic_size=48)
+
+
 def test_the_benchmark_pipeline_evaluates_a_checkpoint_from_elsewhere_through_kfp_local(fmnist_tiny, tmp_path):
     """Bare backbone weights saved by DDP, plus the config they fit, through importer -> extract ->
     kNN -> report on this machine."""
@@ -85,7 +89,7 @@ def test_the_benchmark_pipeline_evaluates_a_checkpoint_from_elsewhere_through_kf
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "root"),
                enable_caching=False)
     benchmark(dataset_uri=fmnist_tiny, checkpoint_uri=str(tmp_path / "external.pth"),
-              checkpoint_config=TINY_CONFIG, knn_ks=[10, 20])
+              checkpoint_config=TINY_CONFIG, knn_ks=[10, 20], **ONLY_KNN)
     (report_md,) = (tmp_path / "root").rglob("report.md")
     metrics = json.loads((report_md.parent / "metrics.json").read_text())
     assert metrics["knn"]["algorithm"] == "external" and metrics["knn"]["num_test"] == 40
@@ -103,8 +107,11 @@ def test_the_benchmark_pipeline_takes_backbone_weights_as_they_are_through_kfp_l
     extract(str(tmp_path / "bare.pth"), str(tmp_path / "backbone"), config=TINY_CONFIG)
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "root"),
                enable_caching=False)
-    benchmark(dataset_uri=fmnist_tiny, backbone_uri=str(tmp_path / "backbone"), knn_ks=[10])
+    benchmark(dataset_uri=fmnist_tiny, backbone_uri=str(tmp_path / "backbone"), knn_ks=[10], **ONLY_KNN)
     tasks = {p.name for p in (tmp_path / "root").glob("ssl-benchmark-*/*") if p.is_dir()}
-    assert tasks == {"knn-2", "report-2"}  # the from-backbone branch: no extraction
+    # the from-backbone branch: no extraction; the protocols left out publish a skipped result
+    assert {"knn-2", "report-2", "features-3"} <= tasks and "extract" not in tasks
+    skipped = json.loads(next((tmp_path / "root").glob("ssl-benchmark-*/svm-2/result/metrics.json")).read_text())
+    assert skipped == {"protocol": "svm_voc07", "skipped": True}
     (report_md,) = (tmp_path / "root").rglob("report.md")
     assert "| pretrained backbone |" in report_md.read_text()
