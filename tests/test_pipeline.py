@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def _run(root: Path) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "pipelines.run_local", "--config", TINY_CONFIG, "--train-limit", "64",
-           "--test-limit", "40", "--voc-train-limit", "40", "--voc-test-limit", "40", "--voc-mosaic-size", "48",
+           "--test-limit", "40", "--voc-train-limit", "80", "--voc-test-limit", "40", "--voc-mosaic-size", "48",
            "--set", "semi_fractions=[0.2]", "semi_epochs=1", "linear_epochs=1", "low_shot_ks=[1,2]",
            "low_shot_samples=2",
            "--root", str(root)]
@@ -47,7 +47,7 @@ def test_pipeline_runs_end_to_end_through_kfp_local_and_second_run_is_cached(tmp
     assert "| raw pixels |" in md and "| Model | Best Layer | SVM | k=1 | k=2 |" in md
     assert "| Model | Feature1 | Feature2 | Feature3 | Feature4 | Feature5 | AvgPool |" in md
     assert "Top-1 (%)" in md and set(metrics) >= {"knn", "svm", "low_shot_svm", "linear", "fast_linear", "semi"}
-    assert metrics["voc_dataset"]["multi_label"] and metrics["voc_dataset"]["counts"] == {"train": 40, "test": 40}
+    assert metrics["voc_dataset"]["multi_label"] and metrics["voc_dataset"]["counts"] == {"train": 80, "test": 40}
     for plot in ("knn.png", "low_shot.png", "linear.png", "semi.png"):
         assert (report_md.parent / plot).stat().st_size > 0 and f"({plot})" in md
     assert "<td>raw pixels</td>" in (report_md.parent / "report.html").read_text()
