@@ -92,6 +92,17 @@ def test_bad_layers_and_inputs_are_named(fmnist_tiny, tiny_backbone, tmp_path):
         knn(str(tmp_path), str(tmp_path / "k"), ks=[0])
 
 
+@pytest.mark.parametrize("stage", ["features", "knn"])
+def test_a_step_given_gpus_it_cannot_see_fails_before_reading_anything(stage, tmp_path, monkeypatch):
+    from ssl_lib.stages import features as features_module, knn as knn_module
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    run = {"features": lambda: features_module.features("/nowhere", "/nowhere", str(tmp_path / "o"), gpus=1),
+           "knn": lambda: knn_module.knn("/nowhere", str(tmp_path / "o"), gpus=1)}[stage]
+    with pytest.raises(ConfigError, match=f"{stage}: 1 GPU\\(s\\) requested but 0 visible"):
+        run()
+
+
 def test_the_benchmarks_list_becomes_one_switch_per_stage():
     switches = plan(["svm", "knn"])
     assert [k for k, on in switches.items() if on] == ["knn", "svm", "features", "voc_features"]

@@ -17,7 +17,7 @@ from .. import storage
 from ..benchmarks.fast_linear import DEFAULT_LRS, DEFAULT_WEIGHT_DECAYS, choose, stratified_holdout, sweep_layer
 from ..benchmarks.features import POOL_SIZES, load_feature_set
 from ..errors import ConfigError, DataError
-from ._cli import run_cli
+from ._cli import require_gpus, run_cli
 
 SPLITS = ("train", "test")
 
@@ -84,9 +84,7 @@ def fast_linear(features: str, output: str, layers: list[str] | None = None, lrs
     lrs = [float(v) for v in (lrs or DEFAULT_LRS)]
     weight_decays = [float(v) for v in (DEFAULT_WEIGHT_DECAYS if weight_decays is None else weight_decays)]
     _check_params(lrs, weight_decays, epochs, batch_size, val_fraction)
-    if gpus and torch.cuda.device_count() < gpus:
-        raise ConfigError(f"fast_linear: {gpus} GPU(s) requested but {torch.cuda.device_count()} visible "
-                          f"(is the step on a GPU node, in the CUDA image?)")
+    require_gpus("fast_linear", gpus)
     fs = load_feature_set(features)
     layers = list(layers or fs.layers)
     unknown = [layer for layer in layers if layer not in fs.layers]

@@ -11,14 +11,12 @@ import argparse
 import sys
 import time
 
-import torch
-
 from .. import storage
 from ..benchmarks.features import (LAYERS, POOL_SIZES, RAW_PIXELS_MAX_SIDE, build_backbone, eval_dataset,
                                    extract_features, load_backbone, load_backbone_meta, write_feature_set)
 from ..data.sources import load_manifest
 from ..errors import ConfigError, DataError
-from ._cli import run_cli
+from ._cli import require_gpus, run_cli
 
 SPLITS = ("train", "test")
 
@@ -29,9 +27,7 @@ def features(dataset: str, backbone: str, output: str, layers: list[str] | None 
     unknown = [name for name in layers if name not in LAYERS]
     if unknown or not layers:
         raise ConfigError(f"features: layers must be among {list(LAYERS)}, got {layers}")
-    if gpus and torch.cuda.device_count() < gpus:
-        raise ConfigError(f"features: {gpus} GPU(s) requested but {torch.cuda.device_count()} visible "
-                          f"(is the step on a GPU node, in the CUDA image?)")
+    require_gpus("features", gpus)
     manifest = load_manifest(dataset)
     for split in SPLITS:
         if not manifest.get("counts", {}).get(split):

@@ -12,7 +12,7 @@ from .. import storage
 from ..benchmarks.features import load_feature_set
 from ..benchmarks.knn import knn_classify
 from ..errors import ConfigError, DataError
-from ._cli import run_cli
+from ._cli import require_gpus, run_cli
 
 
 def knn(features: str, output: str, ks: list[int] | None = None, temperature: float = 0.07,
@@ -22,6 +22,7 @@ def knn(features: str, output: str, ks: list[int] | None = None, temperature: fl
         raise ConfigError(f"knn: ks must be positive integers, got {ks}")
     if temperature <= 0:
         raise ConfigError(f"knn: temperature must be positive, got {temperature}")
+    require_gpus("knn", gpus)
     fs = load_feature_set(features)
     if fs.multi_label:
         raise DataError(f"knn: {features} holds a multi-label dataset ({fs.meta.get('dataset')}); kNN votes for one "
@@ -63,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ks", type=int, nargs="+", default=[10, 20, 100, 200])
     p.add_argument("--temperature", type=float, default=0.07)
     p.add_argument("--layer", default="avgpool", help="feat1..feat5 or avgpool")
-    p.add_argument("--gpus", type=int, default=0, help="GPUs the step was given (faiss-gpu uses them when present)")
+    p.add_argument("--gpus", type=int, default=0, help="GPUs the step was given; fail early if fewer are visible")
     return p
 
 

@@ -25,7 +25,7 @@ from ..config import load_config
 from ..data.sources import balanced_first, load_manifest
 from ..errors import ConfigError, DataError
 from ..registry import DATASETS, build
-from ._cli import run_cli
+from ._cli import require_gpus, run_cli
 
 DEFAULT_CONFIG = "benchmarks/classification/fmnist/resnet_mhead_1xb64-steplr-2e_fmnist-2k.py"
 BACKBONE_EVAL = "BackboneEvalPipeline"
@@ -60,9 +60,7 @@ def linear(dataset: str, backbone: str, output: str, config: str = DEFAULT_CONFI
     max_epochs = int(epochs or cfg.get("runner", {}).get("max_epochs", 0))
     if max_epochs <= 0:
         raise ConfigError(f"linear: epochs must be positive, got {epochs or cfg.get('runner')}")
-    if gpus and torch.cuda.device_count() < gpus:
-        raise ConfigError(f"linear: {gpus} GPU(s) requested but {torch.cuda.device_count()} visible "
-                          f"(is the step on a GPU node, in the CUDA image?)")
+    require_gpus("linear", gpus)
     for key in ("model", "data", "optimizer"):
         if key not in cfg:
             raise ConfigError(f"{config}: no `{key}`; is it a linear config (benchmarks/classification/...)?")

@@ -29,7 +29,7 @@ from ..benchmarks.semi import LabelledImages, balanced_subset, per_class_count, 
 from ..config import load_config
 from ..data import ParquetDataset, SingleViewDataset
 from ..errors import ConfigError, DataError
-from ._cli import run_cli
+from ._cli import require_gpus, run_cli
 
 DEFAULT_CONFIG = "benchmarks/classification/fmnist/resnet18-w16_semi_1xb64-steplr-5e_fmnist.py"
 REQUIRED = ("fractions", "lrs", "head_lr_mults", "epochs", "milestones", "gamma", "momentum", "weight_decay",
@@ -123,9 +123,7 @@ def semi(dataset: str, backbone: str, output: str, fractions: list[float] | None
     start = time.time()
     cfg = load_config(config or DEFAULT_CONFIG, cfg_options or [])
     s = _settings(cfg, fractions, lrs, head_lr_mults, epochs, subset_files)
-    if gpus and torch.cuda.device_count() < gpus:
-        raise ConfigError(f"semi: {gpus} GPU(s) requested but {torch.cuda.device_count()} visible "
-                          f"(is the step on a GPU node, in the CUDA image?)")
+    require_gpus("semi", gpus)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if workers is None:
         workers = min(8, os.cpu_count() or 1) if device.type == "cuda" else 0
