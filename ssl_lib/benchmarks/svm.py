@@ -134,6 +134,12 @@ def gram(a: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
 _product_threads: int | None = None
 
 
+# Denormals: the iterates of the larger costs hold many entries that decay below float32's normal
+# range (1e-38); on x86 every arithmetic op on one takes a slow microcode path, and a product with K
+# then runs 20x slower (1.4 s instead of 0.06 s at VOC07 size). They are far below any tolerance, so
+# the solver flushes them to zero.
+
+
 def _one_thread_but_products(fn):
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -142,11 +148,14 @@ def _one_thread_but_products(fn):
             return fn(*args, **kwargs)
         _product_threads = torch.get_num_threads()
         torch.set_num_threads(1)
+        flush = torch.set_flush_denormal(True)  # False where the CPU cannot: then nothing to restore
         try:
             return fn(*args, **kwargs)
         finally:
             torch.set_num_threads(_product_threads)
             _product_threads = None
+            if flush:
+                torch.set_flush_denormal(False)
     return wrapper
 
 
@@ -158,6 +167,18 @@ def _mm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return a @ b
     finally:
         torch.set_num_threads(1)
+
+
+def _mm_cols(K: torch.Tensor, x: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+    """K @ x on the columns `cols` (G, s) that any group needs, zeros elsewhere: a product costs about
+    its column count, and late in a solve only a few problems are still working."""
+    need = cols.any(0)
+    if bool(need.all()):
+        return _mm(K, x)
+    out = torch.zeros_like(x)
+    if bool(need.any()):
+        out[..., need] = _mm(K, x[..., need])
+    return out
 
 
 @_one_thread_but_products
@@ -183,7 +204,7 @@ def solve_svms(K: torch.Tensor, y: torch.Tensor, train: torch.Tensor, costs: tor
     omega = torch.where(train, torch.where(y > 0, POS_WEIGHT, 1.0), 0.0).to(dt)
     costs = costs.to(dt)
     beta, f, ridge_done, done = _ridge_all_costs(K, y, omega, costs, tol, stats)
-    eigen = []  # K's top eigenvectors, computed when a CG step first needs them
+    pre = _Preconditioner(K, s)  # K's top eigenvectors, computed when a CG step first needs them
     stats.all_active += int(done.sum())
     for j in range(c):  # Newton, cost by cost, warm-started from the next smaller cost
         todo = ~done[:, :, j]
@@ -196,7 +217,7 @@ def solve_svms(K: torch.Tensor, y: torch.Tensor, train: torch.Tensor, costs: tor
         f0 = torch.where(ridge_ok, f[..., j], f[..., max(j - 1, 0)])
         cols = todo.any(0)  # only the sub-problems that still need work take part in the products
         bj, fj = _newton(K, y[..., cols], omega[..., cols], costs[cols, j], b0[..., cols], f0[..., cols],
-                         todo[:, cols], tol, max_newton, cholesky_max, stats, eigen)
+                         todo[:, cols], tol, max_newton, cholesky_max, stats, pre.view(cols))
         beta[:, :, cols, j], f[:, :, cols, j] = bj, fj
     return beta, f
 
@@ -273,7 +294,7 @@ def _ridge_all_costs(K, y, omega, costs, tol, stats, max_iter: int = 300, ridge_
     return beta, f, converged, converged & inside
 
 
-def _newton(K, y, omega, cost, beta, f, todo, tol, max_newton, cholesky_max, stats, eigen):
+def _newton(K, y, omega, cost, beta, f, todo, tol, max_newton, cholesky_max, stats, pre):
     """Modified finite Newton for one cost per sub-problem (cost: (s,)) on the `todo` (G, s) problems."""
     G, n, s = y.shape
     todo = todo.clone()
@@ -295,15 +316,14 @@ def _newton(K, y, omega, cost, beta, f, todo, tol, max_newton, cholesky_max, sta
             exact |= small & ok
             stats.cholesky_steps += int(small.sum())
         if large.any():
-            if not eigen:
-                eigen.append(_top_eigen(K, min(PRECONDITIONER_RANK, n)))
-            target_l, ok = _cg_step(K, y, omega, cost, active, large, beta, tol, stats, eigen[0])
+            M = pre.woodbury(torch.where(active, omega, 0), cost)
+            target_l, ok = _cg_step(K, y, omega, cost, active, large, beta, tol, stats, pre.V, M)
             target = torch.where(large[:, None], target_l, target)
             exact |= large & ok
             stats.cg_steps += int(large.sum())
         stats.newton_steps += int(todo.sum())
         d = torch.where(todo[:, None], target - beta, 0)
-        delta = _mm(K, d)
+        delta = _mm_cols(K, d, todo)
         t = _line_search(beta, f, d, delta, y, omega, cost, stats)
         t = torch.where(todo, t, torch.zeros_like(t))
         beta = beta + t[:, None] * d
@@ -356,6 +376,58 @@ def _cholesky_step(K, y, omega, cost, active, which):
     return out, ok
 
 
+class _Preconditioner:
+    """The parts of the CG steps' preconditioner that outlive one Newton step: V (V V^T ~ K, rank k) and,
+    per sub-problem, A = V^T diag(w) V for the weights w = omega on its active set. M = I + 2 C A changes
+    with the cost by a scale and with the active set only in the rows that join or leave it, so A is
+    updated by those rows (a few hundred) instead of rebuilt from all n rows at every step."""
+
+    def __init__(self, K: torch.Tensor, s: int):
+        self.K, self.s = K, s
+        self.V = self.A = self.w = None
+
+    def view(self, cols: torch.Tensor) -> "_PreconditionerView":
+        return _PreconditionerView(self, torch.nonzero(cols).flatten())
+
+    def update(self, idx: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """A of sub-problems `idx` for their new weights w (G, n, len(idx)); returns A[:, idx] (float64)."""
+        if self.V is None:
+            G, n, _ = self.K.shape
+            self.V = _top_eigen(self.K, min(PRECONDITIONER_RANK, n))
+            k = self.V.shape[-1]
+            self.A = torch.zeros(G, self.s, k, k, dtype=torch.float64, device=self.K.device)
+            self.w = torch.zeros(G, n, self.s, dtype=self.K.dtype, device=self.K.device)
+        diff = w - self.w[..., idx]                                                        # (G, n, j)
+        changed = (diff != 0).any(2)                                                       # (G, n)
+        L = int(changed.sum(1).max())
+        if L:
+            rows = torch.argsort((~changed).to(torch.int8), dim=1, stable=True)[:, :L]     # changed rows first
+            keep = torch.arange(L, device=w.device)[None] < changed.sum(1, keepdim=True)
+            Vr = torch.where(keep[..., None], self.V.gather(1, rows[..., None].expand(-1, -1, self.V.shape[-1])), 0)
+            dr = diff.gather(1, rows[..., None].expand(-1, -1, diff.shape[-1]))            # (G, L, j)
+            weighted = dr.permute(0, 2, 1)[..., None] * Vr[:, None]                        # (G, j, L, k)
+            self.A[:, idx] += _mm(weighted.mT, Vr[:, None]).double()
+            self.w[..., idx] = w
+        return self.A[:, idx]
+
+
+class _PreconditionerView:
+    """`_Preconditioner` restricted to the sub-problems one Newton run works on."""
+
+    def __init__(self, pre: _Preconditioner, idx: torch.Tensor):
+        self.pre, self.idx = pre, idx
+
+    @property
+    def V(self):
+        return self.pre.V
+
+    def woodbury(self, w: torch.Tensor, cost: torch.Tensor) -> torch.Tensor:
+        """M = I + V^T diag(2 C w) V for each sub-problem (G, j, k, k), float64."""
+        A = self.pre.update(self.idx, w)
+        eye = torch.eye(A.shape[-1], dtype=torch.float64, device=A.device)
+        return eye + (2.0 * cost.double())[None, :, None, None] * A
+
+
 def _top_eigen(K: torch.Tensor, k: int, power_iterations: int = 2) -> torch.Tensor:
     """V = U sqrt(Lambda) of the top-k eigenpairs of each K[g] (randomised subspace iteration), so that
     V V^T is K's best rank-k part: the preconditioner of the CG steps."""
@@ -370,18 +442,13 @@ def _top_eigen(K: torch.Tensor, k: int, power_iterations: int = 2) -> torch.Tens
     return (Q.double() @ vec * lam.sqrt()[:, None]).to(K.dtype)
 
 
-def _cg_step(K, y, omega, cost, active, which, beta0, tol, stats, V, max_iter: int = 500):
+def _cg_step(K, y, omega, cost, active, which, beta0, tol, stats, V, M, max_iter: int = 500):
     """The Newton target on the active set by preconditioned CG on (S K_II S + I) z = S y_I,
     S = sqrt(2 C omega_I), beta = S z, warm-started from the current beta; all `which` problems of a
     group together. Preconditioner: P = I + S V V^T S with V V^T ~ K (rank k), inverted by Woodbury,
-    P^-1 = I - S V (I + V^T S^2 V)^-1 V^T S: what is left has eigenvalues in
-    [1, 1 + 2 C omega lambda_(k+1)(K)] instead of up to 1 + 2 C omega lambda_1(K)."""
-    G, n, s = y.shape
+    P^-1 = I - S V M^-1 V^T S with M = I + V^T S^2 V (from `_Preconditioner.woodbury`): what is left has
+    eigenvalues in [1, 1 + 2 C omega lambda_(k+1)(K)] instead of up to 1 + 2 C omega lambda_1(K)."""
     S = torch.where(active & which[:, None], (2.0 * cost * omega).sqrt(), 0)
-    k = V.shape[-1]
-    SV = (S[..., None] * V[:, :, None]).permute(0, 2, 1, 3).reshape(G * s, n, k)       # (G*s, n, k)
-    M = _mm(SV.mT, SV).reshape(G, s, k, k).double() + torch.eye(k, dtype=torch.float64, device=K.device)
-    del SV
     chol = torch.linalg.cholesky(M)                                               # (G, s, k, k)
 
     def precondition(r):
@@ -392,7 +459,7 @@ def _cg_step(K, y, omega, cost, active, which, beta0, tol, stats, V, max_iter: i
 
     b = S * y
     z = torch.where(S > 0, beta0 / S.clamp(min=1e-30), 0)
-    r = b - (S * _mm(K, S * z) + z)
+    r = b - (S * _mm_cols(K, S * z, which) + z)
     u = precondition(r)
     p = u.clone()
     ru = (r * u).sum(1)
@@ -402,7 +469,7 @@ def _cg_step(K, y, omega, cost, active, which, beta0, tol, stats, V, max_iter: i
         if not live.any():
             break
         stats.cg_iterations += 1
-        q = S * _mm(K, S * p) + p
+        q = S * _mm_cols(K, S * p, live) + p
         alpha = torch.where(live, ru / (p * q).sum(1).clamp(min=1e-300), 0)
         z = z + alpha[:, None] * p
         r = r - alpha[:, None] * q
@@ -416,20 +483,28 @@ def _cg_step(K, y, omega, cost, active, which, beta0, tol, stats, V, max_iter: i
 
 def _line_search(beta, f, d, delta, y, omega, cost, stats, iters: int = 60):
     """argmin_t>=0 of the objective along beta + t d (f + t delta = K(beta + t d)): the root of its
-    piecewise-linear, increasing derivative, by Newton steps kept inside a bisection bracket."""
-    a1 = (beta * delta).sum(1)          # w . dw
-    a2 = (d * delta).sum(1)             # |dw|^2
-    m, dm = y * f, y * delta
-    c2 = 2.0 * cost
+    piecewise-linear, increasing derivative, by Newton steps kept inside a bisection bracket. Most
+    problems settle in a few steps; the ones still moving are packed together as the others drop out."""
+    G, n, s = y.shape
+
+    def flat(x):  # (G, n, s) -> (G * s, n): one row per problem
+        return x.permute(0, 2, 1).reshape(G * s, n)
+
+    a1 = (beta * delta).sum(1).reshape(-1)          # w . dw
+    a2 = (d * delta).sum(1).reshape(-1)             # |dw|^2
+    m, dm, om = flat(y * f), flat(y * delta), flat(omega)
+    c2 = (2.0 * cost).expand(G, s).reshape(-1)
     lo = torch.zeros_like(a1)
     hi = torch.full_like(a1, math.inf)
     t = torch.ones_like(a1)
+    out = t.clone()
+    idx = torch.arange(G * s, device=t.device)      # the problems still in the arrays
     for _ in range(iters):
         stats.line_search_iterations += 1
         slack = 1 - m - t[:, None] * dm
-        act = (slack > 0) & (omega > 0)
-        g = a1 + t * a2 - c2 * (omega * dm * slack * act).sum(1)
-        h = a2 + c2 * (omega * dm * dm * act).sum(1)
+        act = (slack > 0) & (om > 0)
+        g = a1 + t * a2 - c2 * (om * dm * slack * act).sum(1)
+        h = a2 + c2 * (om * dm * dm * act).sum(1)
         lo = torch.where(g < 0, t, lo)
         hi = torch.where(g > 0, t, hi)
         step = t - g / h.clamp(min=1e-300)
@@ -438,9 +513,14 @@ def _line_search(beta, f, d, delta, y, omega, cost, stats, iters: int = 60):
         nxt = torch.where(g == 0, t, nxt)
         moved = (nxt - t).abs() > 1e-13 * t.abs().clamp(min=1)
         t = nxt
+        out[idx] = t
         if not moved.any():
             break
-    return t
+        if 2 * int(moved.sum()) <= len(idx):
+            keep = torch.nonzero(moved).flatten()
+            idx, t, lo, hi, a1, a2, c2 = (v[keep] for v in (idx, t, lo, hi, a1, a2, c2))
+            m, dm, om = m[keep], dm[keep], om[keep]
+    return out.reshape(G, s)
 
 
 # --------------------------------------------------------------------------------------- protocols
