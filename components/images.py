@@ -31,11 +31,12 @@ DIGESTS_FILE = Path(os.environ.get("SSL_LIB_IMAGE_DIGESTS")
                     or Path(__file__).resolve().parents[1] / "images" / "digests.json")
 DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 
-# family -> (repository name, Dockerfile); `make images` builds them in this order (bench is FROM cuda)
+# family -> (repository name, Dockerfile); `make images` builds them in this order (bench, detseg FROM cuda)
 FAMILIES = {
     "cpu": ("ssl-lib-cpu", "images/cpu/Dockerfile"),
     "cuda": ("ssl-lib-cuda", "images/cuda/Dockerfile"),
     "bench": ("ssl-lib-bench", "images/bench/Dockerfile"),
+    "detseg": ("ssl-lib-detseg", "images/detseg/Dockerfile"),
 }
 
 
@@ -96,6 +97,7 @@ def record(family: str, repo_digest: str, registry: str = REGISTRY, digests_file
 CPU_IMAGE = pinned("cpu")
 TRAINING_IMAGE = pinned("cuda")
 BENCHMARK_IMAGE = pinned("bench")
+DETSEG_IMAGE = pinned("detseg")
 
 
 def main(argv: list[str]) -> int:

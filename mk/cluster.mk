@@ -34,7 +34,7 @@ images-list:
 images:
 	@set -e; $(PY) -m components.images | while read family image dockerfile; do \
 	  build_args=""; \
-	  if [ "$$family" = bench ]; then \
+	  if [ "$$family" = bench ] || [ "$$family" = detseg ]; then \
 	    build_args="--build-arg TRAINING_IMAGE=$$($(PY) -m components.images | awk '$$1 == "cuda" {print $$2}')"; \
 	  fi; \
 	  echo "building $$image from $$dockerfile"; \

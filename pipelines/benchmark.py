@@ -3,7 +3,8 @@
 A prepared dataset (the `dataset` artifact of the prep stage, as a URI) and either a training
 checkpoint (a `checkpoint.pth` file or a pretrain artifact folder: backbone extraction runs first) or
 backbone weights (an extract artifact folder: used as they are) come in through importers; then
-the benchmark stages (pipelines/dag.py: features, kNN, the SVMs, linear, fast linear, semi-supervised)
+the benchmark stages (pipelines/dag.py: features, kNN, the SVMs, linear, fast linear, semi-supervised,
+detection, segmentation)
 and the report. Given both URIs, the checkpoint wins. A checkpoint URI may
 also be a training work dir: its newest epoch_N.pth is evaluated. A checkpoint from elsewhere (an
 MMSelfSup model-zoo file, torchvision weights) needs `checkpoint_config`, a config whose
@@ -21,8 +22,9 @@ from ssl_lib.stages.plan import PROTOCOLS
 
 
 @dsl.pipeline(name="ssl-benchmark",
-              description="Every classification benchmark (kNN, VOC07 SVM, low-shot SVM, linear, fast linear, "
-                          "semi-supervised) and the report of a checkpoint or backbone weights.")
+              description="Every benchmark (kNN, VOC07 SVM, low-shot SVM, linear, fast linear, "
+                          "semi-supervised, detection, segmentation) and the report of a checkpoint or "
+                          "backbone weights.")
 def benchmark(
     dataset_uri: str,
     checkpoint_uri: str = "",
@@ -45,6 +47,17 @@ def benchmark(
     semi_config: str = SEMI_CONFIG,
     semi_epochs: int = 0,
     semi_fractions: list = [0.01, 0.1],
+    detseg_source: str = "fashion-mnist-mosaic",
+    detseg_train_limit: int = 0,
+    detseg_test_limit: int = 0,
+    detseg_mosaic_size: int = 96,
+    detseg_gpus: int = 0,
+    detection_protocol: str = "voc0712",
+    detection_config: str = "",
+    detection_iters: int = 0,
+    segmentation_protocol: str = "voc12aug",
+    segmentation_config: str = "",
+    segmentation_iters: int = 0,
     history_uri: str = "",
 ):
     params = dict(benchmarks=benchmarks, knn_ks=knn_ks, knn_gpus=knn_gpus, features_gpus=features_gpus,
@@ -52,7 +65,12 @@ def benchmark(
                   low_shot_samples=low_shot_samples, linear_config=linear_config, linear_epochs=linear_epochs,
         semi_config=semi_config, semi_epochs=semi_epochs,
         semi_fractions=semi_fractions,
-                  history_uri=history_uri)
+        detseg_source=detseg_source, detseg_train_limit=detseg_train_limit, detseg_test_limit=detseg_test_limit,
+        detseg_mosaic_size=detseg_mosaic_size, detseg_gpus=detseg_gpus, detection_protocol=detection_protocol,
+        detection_config=detection_config, detection_iters=detection_iters,
+        segmentation_protocol=segmentation_protocol, segmentation_config=segmentation_config,
+        segmentation_iters=segmentation_iters,
+        history_uri=history_uri)
     data = dsl.importer(artifact_uri=dataset_uri, artifact_class=Dataset, reimport=False)
     data.set_display_name("import-dataset")
     voc = prep(source=voc_source, train_limit=voc_train_limit, test_limit=voc_test_limit,

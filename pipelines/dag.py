@@ -1,12 +1,15 @@
 """The benchmark part of both pipelines: one feature pass per dataset, then every protocol as its own
 component, each switched on or off by the run's `benchmarks` list, then the report."""
+from components.detection import detection
 from components.fast_linear import fast_linear
 from components.features import features
 from components.knn import knn
 from components.linear import linear
 from components.low_shot_svm import low_shot_svm
 from components.plan import plan_benchmarks
+from components.prep import prep
 from components.report import report
+from components.segmentation import segmentation
 from components.semi import semi
 from components.svm import svm
 from pipelines.object_storage import use_object_storage
@@ -20,9 +23,14 @@ SEMI_CONFIG = "benchmarks/classification/fmnist/resnet18-w16_semi_1xb64-steplr-2
 def evaluate(dataset, voc_dataset, backbone, params: dict, checkpoint=None):
     """Every benchmark of `backbone` and the report; returns the report task. `dataset` is the
     single-label data (kNN, linear, fast linear, semi-supervised), `voc_dataset` the multi-label
-    data of the SVM protocols; `params` holds the pipeline parameters the stages take."""
+    data of the SVM protocols; the detection and segmentation data are prepared here, when one of
+    the two runs. `params` holds the pipeline parameters the stages take."""
     planned = plan_benchmarks(benchmarks=params["benchmarks"])
     switch = planned.outputs
+    detseg = prep(source=params["detseg_source"], task="detseg", train_limit=params["detseg_train_limit"],
+                  test_limit=params["detseg_test_limit"], mosaic_size=params["detseg_mosaic_size"],
+                  enabled=switch["detseg_data"]).set_display_name("prep-detseg")
+    detseg_data, detseg_gpus = detseg.outputs["dataset"], params["detseg_gpus"]
     gpus, knn_gpus, eval_gpus = params["features_gpus"], params["knn_gpus"], params["eval_gpus"]
     feats = on_gpus(features(dataset=dataset, backbone=backbone, enabled=switch["features"], gpus=gpus), gpus)
     # the SVM protocols report the pretrained backbone only: no baselines in this pass
@@ -41,9 +49,16 @@ def evaluate(dataset, voc_dataset, backbone, params: dict, checkpoint=None):
         "semi": on_gpus(semi(dataset=dataset, backbone=backbone, enabled=switch["semi"],
                              config=params["semi_config"], epochs=params["semi_epochs"],
                              fractions=params["semi_fractions"], gpus=eval_gpus), eval_gpus),
+        "detection": on_gpus(detection(dataset=detseg_data, backbone=backbone, enabled=switch["detection"],
+                                       protocol=params["detection_protocol"], config=params["detection_config"],
+                                       iters=params["detection_iters"], gpus=detseg_gpus), detseg_gpus),
+        "segmentation": on_gpus(segmentation(dataset=detseg_data, backbone=backbone, enabled=switch["segmentation"],
+                                             protocol=params["segmentation_protocol"],
+                                             config=params["segmentation_config"],
+                                             iters=params["segmentation_iters"], gpus=detseg_gpus), detseg_gpus),
     }
     extra = {"checkpoint": checkpoint} if checkpoint is not None else {}
     summary = report(dataset=dataset, voc_dataset=voc_dataset, history=params["history_uri"], **extra,
                      **{f"{name}_result": task.outputs["result"] for name, task in tasks.items()})
-    use_object_storage(planned, feats, voc_feats, summary, *tasks.values())
+    use_object_storage(planned, detseg, feats, voc_feats, summary, *tasks.values())
     return summary

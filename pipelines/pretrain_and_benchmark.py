@@ -18,7 +18,7 @@ DEFAULT_CONFIG = "selfsup/rotation_pred/rotation-pred_resnet18-w16_1xb64-steplr-
 @dsl.pipeline(name="ssl-pretrain-and-benchmark",
               description="Self-supervised pretraining, backbone extraction and the seed's classification "
                           "benchmarks (kNN, VOC07 SVM, low-shot SVM, linear, fast linear, semi-supervised), "
-                          "with a report.")
+                          "detection and segmentation, with a report.")
 def pretrain_and_benchmark(
     source: str = "fashion-mnist",
     config: str = DEFAULT_CONFIG,
@@ -45,6 +45,17 @@ def pretrain_and_benchmark(
     semi_config: str = SEMI_CONFIG,
     semi_epochs: int = 0,
     semi_fractions: list = [0.01, 0.1],
+    detseg_source: str = "fashion-mnist-mosaic",
+    detseg_train_limit: int = 0,
+    detseg_test_limit: int = 0,
+    detseg_mosaic_size: int = 96,
+    detseg_gpus: int = 0,
+    detection_protocol: str = "voc0712",
+    detection_config: str = "",
+    detection_iters: int = 0,
+    segmentation_protocol: str = "voc12aug",
+    segmentation_config: str = "",
+    segmentation_iters: int = 0,
     history_uri: str = "",
 ) -> Artifact:
     data = prep(source=source, train_limit=train_limit, test_limit=test_limit).set_display_name("prep")
@@ -60,5 +71,10 @@ def pretrain_and_benchmark(
         low_shot_samples=low_shot_samples, linear_config=linear_config, linear_epochs=linear_epochs,
         semi_config=semi_config, semi_epochs=semi_epochs,
         semi_fractions=semi_fractions,
+        detseg_source=detseg_source, detseg_train_limit=detseg_train_limit, detseg_test_limit=detseg_test_limit,
+        detseg_mosaic_size=detseg_mosaic_size, detseg_gpus=detseg_gpus, detection_protocol=detection_protocol,
+        detection_config=detection_config, detection_iters=detection_iters,
+        segmentation_protocol=segmentation_protocol, segmentation_config=segmentation_config,
+        segmentation_iters=segmentation_iters,
         history_uri=history_uri), checkpoint=train.outputs["checkpoint"])
     return summary.outputs["report_dir"]

@@ -83,7 +83,7 @@ class StageProgress:
 
 # Where `make run` departs from the pipeline's defaults to stay within 10 minutes on 2 cores (the
 # VOC data's size is a flag above); `--set low_shot_samples=5` gives the seed's setting back.
-LOCAL_DEFAULTS = {"low_shot_samples": 2}
+LOCAL_DEFAULTS = {"low_shot_samples": 2, "detseg_train_limit": 200, "detseg_test_limit": 100, "detseg_mosaic_size": 64}
 
 
 def _parse_set(items: list[str]) -> dict:

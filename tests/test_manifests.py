@@ -233,7 +233,9 @@ def test_make_images_builds_every_family_in_order_and_push_records_each_digest(t
                       ["build", "-f", FAMILIES["cuda"][1], "-t", tags["cuda"], "."],
                       # bench is built FROM the training image
                       ["build", "-f", FAMILIES["bench"][1], "--build-arg", f"TRAINING_IMAGE={tags['cuda']}",
-                       "-t", tags["bench"], "."]]
+                       "-t", tags["bench"], "."],
+                      ["build", "-f", FAMILIES["detseg"][1], "--build-arg", f"TRAINING_IMAGE={tags['cuda']}",
+                       "-t", tags["detseg"], "."]]
     assert [c for c in calls if c.startswith("push ")] == [f"push {tags[f]}" for f in FAMILIES]
     digests = json.loads((tmp_path / "digests.json").read_text())
     assert {f: e["image"] for f, e in digests.items()} == tags

@@ -71,3 +71,36 @@ def test_the_html_page_is_self_contained_and_escapes_what_it_shows(tmp_path):
     assert "<strong>+4.00</strong>" in page and '<img src="data:image/png;base64,iVBOR' in page
     assert "<script>" not in page and "&lt;script&gt;" in page and "<code>a&lt;b&gt;.jpg</code>" in page
     assert "<code>/data/&lt;pets&gt;</code>" in page
+
+
+DETECTION = {"protocol": "detection", "benchmark": "voc0712", "iters": 100, "num_train": 200, "num_test": 100,
+             "config": "benchmarks/mmdetection/mosaic/faster_rcnn_r18-w16_c4_mosaic.py", "algorithm": "MoCo",
+             "backbone_sha256": "a" * 64,
+             "results": {"pretrained": {"mAP": 31.25, "AP50": 60.5}, "random_init": {"mAP": 20.0, "AP50": 45.125}}}
+SEGMENTATION = {"protocol": "segmentation", "benchmark": "voc12aug", "iters": 50, "num_train": 200, "num_test": 100,
+                "config": "benchmarks/mmsegmentation/mosaic/fcn_r18-w16_mosaic.py", "algorithm": "MoCo",
+                "backbone_sha256": "a" * 64,
+                "results": {"pretrained": {"mIoU": 40.5, "aAcc": 80.0}, "random_init": {"mIoU": 33.0, "aAcc": 75.0}}}
+
+
+def test_detection_and_segmentation_appear_in_the_seeds_table_shape_and_the_summary(tmp_path):
+    from ssl_lib.benchmarks.tables import summary_text
+
+    dirs = {}
+    for name, metrics in (("detection", DETECTION), ("segmentation", SEGMENTATION)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "metrics.json").write_text(json.dumps(metrics))
+        dirs[name] = str(tmp_path / name)
+    out = tmp_path / "r"
+    report(output=str(out), **dirs)
+    md = (out / "report.md").read_text()
+    assert "## Detection: Pascal VOC 2007 + 2012 (%), 100 iterations, 200 train / 100 test images" in md
+    assert "| Model | Config | mAP | AP50 |" in md
+    assert "| MoCo | faster_rcnn_r18-w16_c4_mosaic | 31.25 | 60.50 |" in md
+    assert "| same backbone, random init | faster_rcnn_r18-w16_c4_mosaic | 20.00 | 45.12 |" in md
+    assert "| Model | Config | mIOU |" in md and "| MoCo | fcn_r18-w16_mosaic | 40.50 |" in md
+    assert (out / "detection.png").stat().st_size > 0 and (out / "segmentation.png").stat().st_size > 0
+    text = summary_text({"detection": DETECTION, "segmentation": SEGMENTATION})
+    rows = [line.split() for line in text.splitlines()[1:]]
+    assert rows == [["detection", "(voc0712)", "mAP", "%,", "100", "iterations", "31.25", "random", "init", "20.00"],
+                    ["segmentation", "(voc12aug)", "mIOU", "%,", "50", "iterations", "40.50", "random", "init", "33.00"]]

@@ -93,6 +93,33 @@ def semi_table(model: str, semi: dict) -> str:
     return "\n".join(lines)
 
 
+# The seed's detection / segmentation table columns (metrics key, column), per benchmark; values in %.
+DETSEG_COLUMNS = {
+    "voc0712": [("mAP", "mAP"), ("AP50", "AP50")],
+    "coco": [("bbox_mAP", "mAP(Box)"), ("bbox_AP50", "AP50(Box)"), ("bbox_AP75", "AP75(Box)"),
+             ("segm_mAP", "mAP(Mask)"), ("segm_AP50", "AP50(Mask)"), ("segm_AP75", "AP75(Mask)")],
+    "voc12aug": [("mIoU", "mIOU")],
+    "cityscapes": [("mIoU", "mIOU")],
+}
+DETSEG_NAMES = {"voc0712": "Pascal VOC 2007 + 2012", "coco": "COCO2017", "voc12aug": "Pascal VOC 2012 + Aug",
+                "cityscapes": "Cityscapes"}
+
+
+def points(x) -> str:
+    return "-" if x is None else f"{x:.2f}"
+
+
+def detseg_table(model: str, res: dict) -> str:
+    """The seed's detection / segmentation table: Model | Config | its metrics, one row per backbone."""
+    columns = DETSEG_COLUMNS[res["benchmark"]]
+    lines = _header(["Model", "Config"] + [name for _, name in columns], numeric_from=2)
+    config = res.get("config", "").rsplit("/", 1)[-1].removesuffix(".py")
+    for name, values in res["results"].items():
+        label = model if name == "pretrained" else ROW_NAMES.get(name, name)
+        lines.append(_row([label, config] + [points(values.get(key)) for key, _ in columns]))
+    return "\n".join(lines)
+
+
 def summary_rows(results: dict) -> list[tuple[str, str, str, str]]:
     """(benchmark, what, pretrained, baselines) per protocol that ran: the one table of `make run`."""
     rows = []
@@ -131,6 +158,13 @@ def summary_rows(results: dict) -> list[tuple[str, str, str, str]]:
             b = res["best"]
             rows.append((f"semi-supervised {100 * float(fraction):g}%",
                          f"top-1 %, lr {b['lr']:g} head x{b['head_lr_mult']:g}", pct(b["top1"]), ""))
+    for protocol in ("detection", "segmentation"):
+        res = results.get(protocol)
+        if res:
+            key, column = DETSEG_COLUMNS[res["benchmark"]][0]
+            pre, base = res["results"]["pretrained"], res["results"].get("random_init")
+            rows.append((f"{protocol} ({res['benchmark']})", f"{column} %, {res.get('iters')} iterations",
+                         points(pre.get(key)), f"random init {points(base.get(key))}" if base else ""))
     return rows
 
 
@@ -204,4 +238,17 @@ def plot_semi(semi: dict, path) -> None:
         ax.set_xticks(range(len(grid)), [f"{g['lr']:g}\nx{g['head_lr_mult']:g}" for g in grid], fontsize=7)
     ax.set_xlabel("lr, head lr multiplier")
     ax.set_ylabel("top-1 (%)")
+    _save(plt, fig, ax, path)
+
+
+def plot_detseg(res: dict, path) -> None:
+    """Bars of each metric of the seed's table, pretrained backbone beside random init."""
+    plt, fig, ax = _figure()
+    columns = DETSEG_COLUMNS[res["benchmark"]]
+    width = 0.8 / max(1, len(res["results"]))
+    for i, (name, values) in enumerate(res["results"].items()):
+        ax.bar([j + i * width for j in range(len(columns))], [values.get(key) or 0 for key, _ in columns], width,
+               label=ROW_NAMES.get(name, name))
+    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(columns))], [name for _, name in columns])
+    ax.set_ylabel("%")
     _save(plt, fig, ax, path)
