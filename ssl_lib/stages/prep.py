@@ -11,6 +11,9 @@ Shards go to the output as they fill, with a journal of what is written; the man
 parameters resumes an interrupted build after its last written shard, and on a complete output
 returns its metrics without redoing the work. A build from another source or other parameters
 retracts the old dataset (`_SUCCESS` first) only when it writes its first shard.
+
+`task="detseg"` builds the detection / segmentation dataset artifact instead (ssl_lib.data.detseg):
+the source's VOC, COCO and Cityscapes files, checked and copied in the engines' layouts.
 """
 from __future__ import annotations
 
@@ -27,7 +30,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from .. import storage
-from ..data import mosaic
+from ..data import detseg, mosaic
 from ..data.sources import (DATASET_FORMAT, FASHION_MNIST_DIR, MANIFEST, load_manifest, read_failure,
                             source_from_uri)
 from ..errors import ConfigError, DataError
@@ -39,6 +42,7 @@ ROW_GROUP_ROWS = 256  # the unit a large split is read in (shards.ParquetShards)
 JOURNAL = "_prep_journal.json"  # shards written so far by an unfinished build
 MOSAIC = "fashion-mnist-mosaic"
 BUILTIN = ("fashion-mnist", MOSAIC)  # sources named, not found at a path; both read the installed Fashion-MNIST
+TASKS = ("classification", "detseg")
 
 
 def _check_params(train_limit: int, test_limit: int, test_fraction: float, shard_size: int,
@@ -247,11 +251,20 @@ def _open_source(source: str, train_limit: int, test_limit: int, test_fraction: 
 
 
 def prep(source: str, output: str, train_limit: int = 0, test_limit: int = 0, test_fraction: float = 0.2,
-         shard_size: int = 5000, image_format: str = "PNG", mosaic_size: int = 96, mosaic_seed: int = 0) -> dict:
+         shard_size: int = 5000, image_format: str = "PNG", mosaic_size: int = 96, mosaic_seed: int = 0,
+         task: str = "classification") -> dict:
     """Build the dataset artifact at `output` from `source`; returns counts and the manifest URI.
     For `fashion-mnist-mosaic` the limits are the numbers of images to generate (0: VOC2007's
-    5011 trainval / 4952 test), of `mosaic_size` pixels from `mosaic_seed`."""
+    5011 trainval / 4952 test), of `mosaic_size` pixels from `mosaic_seed`. `task="detseg"`: the
+    det/seg artifact (shards, test_fraction and image_format do not apply)."""
     source, output = str(source), str(output)
+    if task not in TASKS:
+        raise ConfigError(f"prep: task must be one of {', '.join(TASKS)}, got {task!r}")
+    if task == "detseg":
+        if source != MOSAIC and not storage.is_s3(source) and not Path(source).is_dir():
+            raise DataError(f"dataset path not found: {source} (detseg needs a folder, or {MOSAIC})")
+        return detseg.build(source, output, train_limit, test_limit, mosaic_size, mosaic_seed,
+                            source_files=_source_fingerprint(source))
     _check_params(train_limit, test_limit, test_fraction, shard_size, image_format)
     image_format = image_format.upper()
     params = dict(train_limit=train_limit, test_limit=test_limit, test_fraction=test_fraction,
@@ -320,6 +333,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image-format", default="PNG", help="encoding for array data such as IDX (default PNG)")
     p.add_argument("--mosaic-size", type=int, default=96, help="fashion-mnist-mosaic: canvas side in pixels")
     p.add_argument("--mosaic-seed", type=int, default=0, help="fashion-mnist-mosaic: generator seed")
+    p.add_argument("--task", choices=TASKS, default="classification",
+                   help="classification: Parquet shards (default); detseg: the VOC / COCO / Cityscapes files "
+                        "of the detection and segmentation benchmarks, checked, in the engines' layouts")
     return p
 
 
