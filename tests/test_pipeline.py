@@ -78,12 +78,18 @@ def test_compiled_pipeline_loads_back_with_its_stages(tmp_path):
     (path,) = [p for p in compile_all(tmp_path) if p.name == "pretrain_and_benchmark.yaml"]
     spec = next(yaml.safe_load_all(path.read_text()))  # the second document is the platform (Kubernetes) spec
     tasks = spec["root"]["dag"]["tasks"]
-    assert set(tasks) == {"prep", "prep-2", "pretrain", "extract", "plan-benchmarks", "features", "features-2", "knn",
-                          "svm", "low-shot-svm", "linear", "fast-linear", "semi", "report"}
+    assert set(tasks) == {"prep", "prep-2", "prep-3", "pretrain", "extract", "plan-benchmarks", "features", "features-2",
+                          "knn", "svm", "low-shot-svm", "linear", "fast-linear", "semi", "detection", "segmentation",
+                          "report"}
     assert tasks["knn"]["dependentTasks"] == ["features", "plan-benchmarks"]
     assert tasks["features-2"]["inputs"]["artifacts"]["dataset"]["taskOutputArtifact"]["producerTask"] == "prep-2"
     for name in ("svm", "low-shot-svm"):
         assert tasks[name]["inputs"]["artifacts"]["features"]["taskOutputArtifact"]["producerTask"] == "features-2"
+    for name in ("detection", "segmentation"):  # the det/seg data, prepared only when one of them runs
+        assert tasks[name]["inputs"]["artifacts"]["dataset"]["taskOutputArtifact"]["producerTask"] == "prep-3"
+        assert tasks[name]["inputs"]["artifacts"]["backbone"]["taskOutputArtifact"]["producerTask"] == "extract"
+    assert tasks["prep-3"]["inputs"]["parameters"]["enabled"]["taskOutputParameter"] == {
+        "outputParameterKey": "detseg_data", "producerTask": "plan-benchmarks"}
     loaded = components.load_component_from_file(str(path))
     assert loaded.name == "ssl-pretrain-and-benchmark"
     assert {"source", "config", "train_limit"} <= set(loaded.component_spec.inputs)
