@@ -16,7 +16,7 @@ from kfp.dsl import Dataset, Model
 
 from components.extract import extract
 from components.prep import prep
-from pipelines.dag import LINEAR_CONFIG, SEMI_CONFIG, evaluate
+from pipelines.dag import LINEAR_CONFIG, SEMI_CONFIG, evaluate, evaluate_params
 from pipelines.object_storage import use_object_storage
 from ssl_lib.stages.plan import PROTOCOLS
 
@@ -42,6 +42,7 @@ def benchmark(
     eval_gpus: int = 0,
     low_shot_ks: list = [1, 2, 4, 8, 16, 32, 64, 96],
     low_shot_samples: int = 5,
+    low_shot_layers: list = [],
     linear_config: str = LINEAR_CONFIG,
     linear_epochs: int = 0,
     semi_config: str = SEMI_CONFIG,
@@ -60,17 +61,7 @@ def benchmark(
     segmentation_iters: int = 0,
     history_uri: str = "",
 ):
-    params = dict(benchmarks=benchmarks, knn_ks=knn_ks, knn_gpus=knn_gpus, features_gpus=features_gpus,
-        eval_gpus=eval_gpus, low_shot_ks=low_shot_ks,
-                  low_shot_samples=low_shot_samples, linear_config=linear_config, linear_epochs=linear_epochs,
-        semi_config=semi_config, semi_epochs=semi_epochs,
-        semi_fractions=semi_fractions,
-        detseg_source=detseg_source, detseg_train_limit=detseg_train_limit, detseg_test_limit=detseg_test_limit,
-        detseg_mosaic_size=detseg_mosaic_size, detseg_gpus=detseg_gpus, detection_protocol=detection_protocol,
-        detection_config=detection_config, detection_iters=detection_iters,
-        segmentation_protocol=segmentation_protocol, segmentation_config=segmentation_config,
-        segmentation_iters=segmentation_iters,
-        history_uri=history_uri)
+    params = evaluate_params(locals())
     data = dsl.importer(artifact_uri=dataset_uri, artifact_class=Dataset, reimport=False)
     data.set_display_name("import-dataset")
     voc = prep(source=voc_source, train_limit=voc_train_limit, test_limit=voc_test_limit,

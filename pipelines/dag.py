@@ -20,6 +20,19 @@ LINEAR_CONFIG = "benchmarks/classification/fmnist/resnet_mhead_1xb64-steplr-2e_f
 SEMI_CONFIG = "benchmarks/classification/fmnist/resnet18-w16_semi_1xb64-steplr-2e_fmnist.py"
 
 
+# the pipeline parameters `evaluate` reads; both pipelines declare them all
+EVALUATE_PARAMS = ("benchmarks", "knn_ks", "knn_gpus", "features_gpus", "eval_gpus", "low_shot_ks", "low_shot_samples",
+                   "low_shot_layers", "linear_config", "linear_epochs", "semi_config", "semi_epochs", "semi_fractions",
+                   "detseg_source", "detseg_train_limit", "detseg_test_limit", "detseg_mosaic_size", "detseg_gpus",
+                   "detection_protocol", "detection_config", "detection_iters", "segmentation_protocol",
+                   "segmentation_config", "segmentation_iters", "history_uri")
+
+
+def evaluate_params(pipeline_args: dict) -> dict:
+    """The parameters of `evaluate` out of a pipeline function's arguments (its `locals()`)."""
+    return {name: pipeline_args[name] for name in EVALUATE_PARAMS}
+
+
 def evaluate(dataset, voc_dataset, backbone, params: dict, checkpoint=None):
     """Every benchmark of `backbone` and the report; returns the report task. `dataset` is the
     single-label data (kNN, linear, fast linear, semi-supervised), `voc_dataset` the multi-label
@@ -41,7 +54,8 @@ def evaluate(dataset, voc_dataset, backbone, params: dict, checkpoint=None):
                            gpus=knn_gpus), knn_gpus),
         "svm": svm(features=voc_feats.outputs["result"], enabled=switch["svm"]),
         "low_shot_svm": low_shot_svm(features=voc_feats.outputs["result"], enabled=switch["low_shot_svm"],
-                                     ks=params["low_shot_ks"], samples=params["low_shot_samples"]),
+                                     ks=params["low_shot_ks"], samples=params["low_shot_samples"],
+                                     layers=params["low_shot_layers"]),
         "linear": on_gpus(linear(dataset=dataset, backbone=backbone, enabled=switch["linear"],
                                  config=params["linear_config"], epochs=params["linear_epochs"], gpus=eval_gpus),
                           eval_gpus),

@@ -8,7 +8,7 @@ from components.extract import extract
 from components.images import TRAINING_IMAGE
 from components.prep import prep
 from components.pretrain import pretrain
-from pipelines.dag import LINEAR_CONFIG, SEMI_CONFIG, evaluate
+from pipelines.dag import LINEAR_CONFIG, SEMI_CONFIG, evaluate, evaluate_params
 from pipelines.object_storage import use_object_storage
 from ssl_lib.stages.plan import PROTOCOLS
 
@@ -40,6 +40,7 @@ def pretrain_and_benchmark(
     eval_gpus: int = 0,
     low_shot_ks: list = [1, 2, 4, 8, 16, 32, 64, 96],
     low_shot_samples: int = 5,
+    low_shot_layers: list = [],
     linear_config: str = LINEAR_CONFIG,
     linear_epochs: int = 0,
     semi_config: str = SEMI_CONFIG,
@@ -58,6 +59,7 @@ def pretrain_and_benchmark(
     segmentation_iters: int = 0,
     history_uri: str = "",
 ) -> Artifact:
+    params = evaluate_params(locals())
     data = prep(source=source, train_limit=train_limit, test_limit=test_limit).set_display_name("prep")
     voc = prep(source=voc_source, train_limit=voc_train_limit, test_limit=voc_test_limit,
                mosaic_size=voc_mosaic_size).set_display_name("prep-voc")
@@ -65,16 +67,6 @@ def pretrain_and_benchmark(
                      nproc=nproc, num_workers=num_workers, gpus_per_worker=gpus_per_worker, image=TRAINING_IMAGE)
     weights = extract(checkpoint=train.outputs["checkpoint"])
     use_object_storage(data, voc, train, weights)
-    summary = evaluate(data.outputs["dataset"], voc.outputs["dataset"], weights.outputs["backbone"], dict(
-        benchmarks=benchmarks, knn_ks=knn_ks, knn_gpus=knn_gpus, features_gpus=features_gpus,
-        eval_gpus=eval_gpus, low_shot_ks=low_shot_ks,
-        low_shot_samples=low_shot_samples, linear_config=linear_config, linear_epochs=linear_epochs,
-        semi_config=semi_config, semi_epochs=semi_epochs,
-        semi_fractions=semi_fractions,
-        detseg_source=detseg_source, detseg_train_limit=detseg_train_limit, detseg_test_limit=detseg_test_limit,
-        detseg_mosaic_size=detseg_mosaic_size, detseg_gpus=detseg_gpus, detection_protocol=detection_protocol,
-        detection_config=detection_config, detection_iters=detection_iters,
-        segmentation_protocol=segmentation_protocol, segmentation_config=segmentation_config,
-        segmentation_iters=segmentation_iters,
-        history_uri=history_uri), checkpoint=train.outputs["checkpoint"])
+    summary = evaluate(data.outputs["dataset"], voc.outputs["dataset"], weights.outputs["backbone"], params,
+                       checkpoint=train.outputs["checkpoint"])
     return summary.outputs["report_dir"]
