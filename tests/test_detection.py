@@ -216,3 +216,34 @@ def test_class_lists_that_differ_between_train_and_test_are_refused(tmp_path, ar
     fewer = copy_with(dataset, tmp_path / "classes", edit_coco=("test", lambda coco: coco["categories"].pop()))
     with pytest.raises(DataError, match="class lists differ between train"):
         detection(str(fewer), str(backbone), str(tmp_path / "out"), protocol="coco")
+
+
+@pytest.mark.parametrize("protocol", ["voc0712", "coco"])
+@pytest.mark.parametrize("backbone", [dict(type="ResNet", depth=18, base_channels=8, stem="cifar"),
+                                      dict(type="ResNet", depth=34, base_channels=16, stem="imagenet")])
+def test_the_default_cpu_configs_fit_any_small_resnet_and_hold_its_weights(protocol, backbone, tmp_path):
+    from ssl_lib.benchmarks.detection import check_backbone, default_config, fit_small_backbone
+
+    state = ResNet(**{k: v for k, v in backbone.items() if k != "type"}).state_dict()
+    torch.save(state, tmp_path / "backbone.pth")
+    config = default_config(protocol, backbone)
+    from mmengine.registry import init_default_scope
+
+    from ssl_lib.benchmarks.detection import load_config, set_pretrained
+
+    cfg = load_config(config)  # as written: for ResNet-18 at base 16 with the CIFAR stem
+    init_default_scope(cfg.default_scope)
+    set_pretrained(cfg, str(tmp_path / "backbone.pth"))
+    fit_small_backbone(cfg, backbone)
+    check_backbone(cfg, backbone, config, str(tmp_path))  # raises when depth, width or stem still differ
+    from mmdet.registry import MODELS
+
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    loaded = model.backbone.state_dict()
+    for key, value in loaded.items():
+        assert torch.equal(value, state[key]), key
+    model.eval()
+    with torch.no_grad():  # the heads take the widths and strides of this backbone's maps
+        feats = model.extract_feat(torch.randn(1, 3, 64, 64))
+        model.rpn_head(feats)

@@ -138,6 +138,37 @@ def default_config(protocol: str, backbone: dict) -> str:
     return layout_seed_small[1] if is_r50(backbone) else layout_seed_small[2]
 
 
+def fit_small_backbone(cfg: Config, backbone: dict) -> None:
+    """Fit a default CPU config (written for ResNet-18, base 16, CIFAR stem) to the ResNet that extract
+    wrote: depth, width and stem, the channel widths of the RPN / RoI heads or the FPN that read it, and,
+    for the ImageNet stem (4x coarser maps), the anchor and RoI strides."""
+    from ..models.backbones import ResNet
+
+    depth, base = backbone.get("depth"), backbone.get("base_channels", 64)
+    stem = backbone.get("stem", "imagenet")
+    if backbone.get("type") != "ResNet" or depth not in ResNet.arch_settings:
+        return  # check_backbone names what does not fit
+    probe = ResNet(depth, base_channels=base, stem=stem)
+    ch = [probe.feat_channels(i) for i in range(5)]
+    scale = 4 if stem == "imagenet" else 1
+    model = cfg.model
+    model.backbone.update(depth=depth, base_channels=base, stem=stem)
+    roi = model.roi_head
+    if roi.get("shared_head"):  # C4: the RPN and the RoI extractor on layer3, layer4 in the RoI head
+        model.rpn_head.in_channels = ch[3]
+        roi.shared_head.update(depth=depth, base_channels=base)
+        roi.bbox_roi_extractor.out_channels = ch[3]
+        roi.bbox_head.in_channels = ch[4]
+        model.rpn_head.anchor_generator.strides = [st * scale for st in model.rpn_head.anchor_generator.strides]
+        roi.bbox_roi_extractor.featmap_strides = [st * scale for st in roi.bbox_roi_extractor.featmap_strides]
+    else:  # FPN over layer1..4
+        model.neck.in_channels = ch[1:]
+        model.rpn_head.anchor_generator.strides = [st * scale for st in model.rpn_head.anchor_generator.strides]
+        for name in ("bbox_roi_extractor", "mask_roi_extractor"):
+            if roi.get(name):
+                roi[name].featmap_strides = [st * scale for st in roi[name].featmap_strides]
+
+
 def check_backbone(cfg: Config, meta_backbone: dict, config: str, weights: str) -> None:
     """The config's backbone must be the one extract wrote: mmdet's ResNet takes only a ResNet-50 at
     base 64 / ImageNet stem (its keys are torchvision's), SSLResNet the depth, width and stem it names."""
@@ -371,8 +402,11 @@ def run_detection(dataset: str, backbone: str, protocol: str = "voc0712", config
     meta = load_backbone_meta(backbone)
     manifest = load_manifest(dataset)
     layout = check_layout(manifest, protocol, dataset)
+    chosen = not config
     config = config or default_config(protocol, meta["backbone"])
     cfg = load_config(config, cfg_options or [])
+    if chosen and not is_r50(meta["backbone"]):
+        fit_small_backbone(cfg, meta["backbone"])
     check_backbone(cfg, meta["backbone"], config, backbone)
     state = load_backbone_state(backbone)
     check_weights_fit(cfg, state, storage.join(backbone, "backbone.pth"))
