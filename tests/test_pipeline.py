@@ -16,7 +16,8 @@ def _run(root: Path) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "pipelines.run_local", "--config", TINY_CONFIG, "--train-limit", "64",
            "--test-limit", "40", "--voc-train-limit", "80", "--voc-test-limit", "40", "--voc-mosaic-size", "48",
            "--set", "semi_fractions=[0.2]", "semi_epochs=1", "linear_epochs=1", "low_shot_ks=[1,2]",
-           "low_shot_samples=2",
+           "low_shot_samples=2", "detseg_train_limit=80", "detseg_test_limit=40", "detseg_mosaic_size=48",
+           "detection_iters=2", "segmentation_iters=2",
            "--root", str(root)]
     return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
 
@@ -28,12 +29,12 @@ def test_pipeline_runs_end_to_end_through_kfp_local_and_second_run_is_cached(tmp
     # one progress line per stage on the terminal, the stages' own logs in the file it names
     assert "Executing task" not in first.stdout and "epoch [1]" not in first.stdout
     for stage in ("prep", "pretrain", "extract", "features", "knn", "svm", "low-shot-svm", "linear", "fast-linear",
-                  "semi", "report"):
+                  "semi", "prep-3", "detection", "segmentation", "report"):
         assert re.search(rf"^  {stage} +success +[\d.]+ s$", first.stdout, re.M), stage
     log = Path(next(line for line in first.stdout.splitlines() if line.startswith("log:")).split()[1])
     assert "Executing task" in log.read_text()
     for row in ("kNN (k=20)", "VOC07 SVM", "low-shot SVM (k=1)", "low-shot SVM (k=2)", "linear (seed protocol)",
-                "fast linear (cached)", "semi-supervised 20%"):
+                "fast linear (cached)", "semi-supervised 20%", "detection (voc0712)", "segmentation (voc12aug)"):
         assert row in first.stdout, row
     report_line = next(line for line in first.stdout.splitlines() if line.startswith("report:"))
     report_md = Path(report_line.split(maxsplit=1)[1])
@@ -46,7 +47,10 @@ def test_pipeline_runs_end_to_end_through_kfp_local_and_second_run_is_cached(tmp
     md = report_md.read_text()
     assert "| raw pixels |" in md and "| Model | Best Layer | SVM | k=1 | k=2 |" in md
     assert "| Model | Feature1 | Feature2 | Feature3 | Feature4 | Feature5 | AvgPool |" in md
-    assert "Top-1 (%)" in md and set(metrics) >= {"knn", "svm", "low_shot_svm", "linear", "fast_linear", "semi"}
+    assert "Top-1 (%)" in md and set(metrics) >= {"knn", "svm", "low_shot_svm", "linear", "fast_linear", "semi",
+                                                  "detection", "segmentation"}
+    assert "| Model | Config | mAP | AP50 |" in md and "| Model | Config | mIOU |" in md
+    assert metrics["detection"]["iters"] == 2 and set(metrics["detection"]["results"]) == {"pretrained", "random_init"}
     assert metrics["voc_dataset"]["multi_label"] and metrics["voc_dataset"]["counts"] == {"train": 80, "test": 40}
     for plot in ("knn.png", "low_shot.png", "linear.png", "semi.png"):
         assert (report_md.parent / plot).stat().st_size > 0 and f"({plot})" in md
