@@ -61,7 +61,7 @@ from PIL import Image
 
 from .. import storage
 from ..errors import ConfigError, DataError
-from . import mosaic
+from . import mosaic, sources
 from .sources import MANIFEST, FileTree
 from .voc import VOC_CLASSES, _ordered, parse_annotation
 
@@ -443,16 +443,7 @@ def _metrics(manifest: dict, output: str) -> dict:
 
 def load_manifest(root: str) -> dict:
     """The manifest of a published det/seg dataset, or a DataError saying what is missing."""
-    uri = storage.join(root, MANIFEST)
-    if not storage.is_complete(root) or not storage.exists(uri):
-        raise DataError(f"no complete det/seg dataset at {root}: run prep --task detseg first")
-    try:
-        manifest = json.loads(storage.read_text(uri))
-    except (ValueError, UnicodeDecodeError) as err:
-        raise DataError(f"{uri} is not valid JSON: {err}") from err
-    if manifest.get("format") != FORMAT:
-        raise DataError(f"{uri} has format {manifest.get('format')!r}, expected {FORMAT!r} (prep --task detseg)")
-    return manifest
+    return sources.load_manifest(root, FORMAT, "prep --task detseg")
 
 
 def build(source: str, output: str, train_limit: int = 0, test_limit: int = 0, mosaic_size: int = 96,

@@ -453,16 +453,16 @@ def source_from_uri(uri: str, *, train_limit: int = 0, test_limit: int = 0, test
     return ImageNet(tree.root, test_fraction=test_fraction, tree=tree, **limits)
 
 
-def load_manifest(root: str) -> dict:
-    """The manifest of a published dataset, or a DataError saying what is missing."""
+def load_manifest(root: str, expected: str = DATASET_FORMAT, run: str = "the prep stage") -> dict:
+    """The manifest of a published dataset of format `expected`, or a DataError saying what is missing."""
     uri = storage.join(root, MANIFEST)
     if not storage.is_complete(root) or not storage.exists(uri):
         raise DataError(f"no complete dataset at {root}: {uri} is missing or was not fully published "
-                        f"(run the prep stage first)")
+                        f"(run {run} first)")
     try:
         manifest = json.loads(storage.read_text(uri))
     except (ValueError, UnicodeDecodeError) as err:
         raise DataError(f"{uri} is not valid JSON: {err}") from err
-    if manifest.get("format") != DATASET_FORMAT:
-        raise DataError(f"{uri} has format {manifest.get('format')!r}, expected {DATASET_FORMAT!r}")
+    if manifest.get("format") != expected:
+        raise DataError(f"{uri} has format {manifest.get('format')!r}, expected {expected!r} ({run})")
     return manifest
