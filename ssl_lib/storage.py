@@ -149,6 +149,17 @@ def download(uri: str, local: str | os.PathLike) -> Path:
     return local
 
 
+def local_dir(uri: str, tmp: str | os.PathLike) -> Path:
+    """A folder on local disk for libraries that read files only: a local `uri` as it is, an s3:// prefix
+    downloaded whole into `tmp`/dataset."""
+    if not is_s3(uri):
+        return Path(uri).resolve()
+    local = Path(tmp) / "dataset"
+    for name in listdir(uri):
+        download(join(uri, name), local / name)
+    return local
+
+
 def upload(local: str | os.PathLike, uri: str) -> None:
     if is_s3(uri):
         bucket, key = _split(uri)

@@ -44,7 +44,7 @@ from ..config import load_config
 from ..data.detseg import load_manifest
 from ..errors import ConfigError, DataError
 from .features import load_backbone_meta
-from .mm_models import SSLResLayer, _load, load_backbone_state, register
+from .mm_models import SSLResLayer, _load, is_r50, load_backbone_state, register
 
 PROTOCOLS = {  # protocol -> manifest layout, config for a ResNet-50 (base 64, ImageNet stem), for the rest
     "voc0712": ("voc_det", "benchmarks/mmdetection/voc0712/faster_rcnn_r50_c4_mstrain_24k_voc0712.py",
@@ -118,12 +118,6 @@ class _RunConfig(Config):
     @property
     def pretty_text(self) -> str:
         return pprint.pformat(self.to_dict())
-
-
-def is_r50(backbone: dict) -> bool:
-    """Extract's ResNet-50 at base width 64 with the ImageNet stem: torchvision's = mmdet's ResNet keys."""
-    return (backbone.get("type") == "ResNet" and backbone.get("depth") == 50
-            and backbone.get("base_channels", 64) == 64 and backbone.get("stem", "imagenet") == "imagenet")
 
 
 def describe(backbone: dict) -> str:
@@ -381,16 +375,6 @@ def train_and_test(cfg: Config, label: str) -> dict:
     return raw
 
 
-def _local_dataset(dataset: str, tmp: Path) -> Path:
-    """mmdet reads local files: an s3:// artifact is copied down whole."""
-    if not storage.is_s3(dataset):
-        return Path(dataset).resolve()
-    local = tmp / "dataset"
-    for name in storage.listdir(dataset):
-        storage.download(storage.join(dataset, name), local / name)
-    return local
-
-
 def run_detection(dataset: str, backbone: str, protocol: str = "voc0712", config: str = "", iters: int = 0,
                   image_size: int = 0, baseline: bool = True, cfg_options: list[str] | None = None) -> dict:
     """Train and test the protocol's detector from `backbone` (and from random init if `baseline`);
@@ -412,7 +396,7 @@ def run_detection(dataset: str, backbone: str, protocol: str = "voc0712", config
     check_weights_fit(cfg, state, storage.join(backbone, "backbone.pth"))
     with tempfile.TemporaryDirectory(prefix="ssl-detection-") as tmp:
         tmp = Path(tmp)
-        root = _local_dataset(dataset, tmp)
+        root = storage.local_dir(dataset, tmp)  # mmdet reads local files
         if protocol == "coco":
             check_coco_annotations(root, layout, dataset)
         weights = tmp / "backbone.pth"  # mmengine's Pretrained init reads local files only

@@ -25,6 +25,13 @@ from ..errors import ConfigError, DataError
 from ..models.backbones import ResNet
 
 
+def is_r50(backbone: dict) -> bool:
+    """Extract's ResNet-50 at base width 64 with the ImageNet stem, whose keys are mmdet's / mmseg's own
+    ResNet's: the seed's exact configs take it."""
+    return (backbone.get("type") == "ResNet" and backbone.get("depth") == 50
+            and backbone.get("base_channels", 64) == 64 and backbone.get("stem", "imagenet") == "imagenet")
+
+
 def _norm_cfg(norm_cfg: dict | None) -> tuple[dict, bool]:
     """mmdet's norm_cfg carries `requires_grad`; our norm_layer takes the type and BN's own arguments."""
     cfg = dict(norm_cfg or dict(type="BN"))

@@ -27,6 +27,7 @@ from ..config import load_config
 from ..errors import ConfigError, DataError
 from ..models.backbones import ResNet
 from .features import load_backbone_meta
+from .mm_models import is_r50
 
 PROTOCOL_LAYOUTS = {"voc12aug": "voc_seg", "cityscapes": "cityscapes"}  # protocol -> manifest layout
 SEED_CONFIGS = {
@@ -52,7 +53,7 @@ def _describe(meta: dict) -> str:
 
 def default_config(protocol: str, meta: dict) -> str:
     """The seed's config for a torchvision-shaped ResNet-50, our CPU recipe for any other ResNet."""
-    return SEED_CONFIGS[protocol] if _arch(meta) == ("ResNet", 50, 64, "imagenet") else SMALL_CONFIG
+    return SEED_CONFIGS[protocol] if is_r50(meta.get("backbone", {})) else SMALL_CONFIG
 
 
 def _parts(split) -> list[dict]:
@@ -81,16 +82,6 @@ def read_layout(dataset: str, protocol: str) -> dict:
         if not parts or not sum(p.get("num_images", 0) for p in parts):
             raise DataError(f"segmentation: {manifest_uri}: layouts.{name}.{split} has no images")
     return dict(layout, name=name, dataset_name=manifest.get("name", dataset))
-
-
-def _local_dataset(dataset: str, tmp: Path) -> Path:
-    """The artifact as a local folder: mmseg reads files, not s3:// URIs."""
-    if not storage.is_s3(dataset):
-        return Path(dataset)
-    root = tmp / "dataset"
-    for name in storage.listdir(dataset):
-        storage.download(storage.join(dataset, name), root / name)
-    return root
 
 
 def _check_files(root: Path, layout: dict) -> None:
@@ -266,7 +257,7 @@ def run_segmentation(dataset: str, backbone: str, protocol: str = "voc12aug", co
     layout = read_layout(dataset, protocol)
     with tempfile.TemporaryDirectory(prefix="ssl-segmentation-") as tmp:
         tmp = Path(tmp)
-        root = _local_dataset(dataset, tmp)
+        root = storage.local_dir(dataset, tmp)  # mmseg reads local files
         _check_files(root, layout)
         cfg = build_config(config, list(cfg_options or []), meta, backbone, layout, root, iters, image_size)
         weights = storage.download(storage.join(backbone, "backbone.pth"), tmp / "backbone.pth")
