@@ -67,7 +67,10 @@ def load_config(name: str | os.PathLike, cfg_options: Iterable[str] = ()) -> Con
     for key in overrides:
         _check_override_path(cfg, key)
     if overrides:
-        cfg.merge_from_dict(overrides)
+        try:
+            cfg.merge_from_dict(overrides)
+        except (TypeError, KeyError, IndexError) as err:  # mmengine's, e.g. a dict merged into a list
+            raise ConfigError(f"--cfg-options {', '.join(cfg_options)}: cannot apply to {path.name}: {err}") from err
     return cfg
 
 

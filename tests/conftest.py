@@ -140,3 +140,36 @@ def tiny_backbone(tmp_path_factory) -> str:
     torch.save({"state_dict": model.state_dict()}, root / "model.pth")
     extract(str(root / "model.pth"), str(root / "backbone"), config=TINY_CONFIG)
     return str(root / "backbone")
+
+
+@pytest.fixture(scope="session")
+def _s3_fault_proxy(s3_server):
+    """One proxy for the session, in front of the moto server `s3_server` points the AWS variables at."""
+    import os
+
+    from s3_fault_proxy import S3FaultProxy
+
+    proxy = S3FaultProxy(os.environ["AWS_ENDPOINT_URL"], delay=1.5).start()
+    try:
+        yield proxy
+    finally:
+        proxy.stop()
+
+
+S3_FAULT_BUDGET = {"SSL_S3_MAX_ATTEMPTS": "6", "SSL_S3_RETRY_SECONDS": "4", "SSL_S3_TIMEOUT_SECONDS": "1",
+                   "SSL_S3_BACKOFF_SECONDS": "0.02"}
+
+
+@pytest.fixture
+def s3_faults(_s3_fault_proxy, s3_server, monkeypatch):
+    """The fault-injecting proxy (tests/s3_fault_proxy.py) in front of `s3_server`'s bucket, fault-free
+    until `.reset(rate, seed)` or `.set_rate(rate)`; for this test the AWS endpoint points at it and the
+    retry budget is small (S3_FAULT_BUDGET). `.bucket` names the bucket, `.stats` counts requests and
+    faults, `.log` holds each request."""
+    _s3_fault_proxy.reset()
+    _s3_fault_proxy.bucket = s3_server
+    monkeypatch.setenv("AWS_ENDPOINT_URL", _s3_fault_proxy.endpoint)
+    for name, value in S3_FAULT_BUDGET.items():
+        monkeypatch.setenv(name, value)
+    yield _s3_fault_proxy
+    _s3_fault_proxy.set_rate(0.0)

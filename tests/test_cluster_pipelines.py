@@ -2,6 +2,8 @@
 Secret on every stage, digest-pinned images, submit / schedule against a fake KFP client, the kfp
 CLI's `run submit` spelling, and which stages a changed parameter makes KFP compute again."""
 import difflib
+import functools
+import inspect
 import json
 import os
 import re
@@ -246,6 +248,37 @@ class FakeClient:
     def create_recurring_run(self, **kwargs):
         self.calls.append(("create_recurring_run", kwargs))
         return types.SimpleNamespace(recurring_run_id="rr-new")
+
+
+REAL_CLIENT = kfp.client.Client  # before any test replaces it
+
+
+def _as_the_real_client(cls):
+    """Every method of the fake first binds its arguments to kfp.Client's own signature of the same
+    name, so a misspelt or missing argument fails here as it would against a real server."""
+    for name, fn in list(vars(cls).items()):
+        if callable(fn) and (not name.startswith("_") or name == "__init__"):
+            real = inspect.signature(getattr(REAL_CLIENT, name))  # AttributeError: no such method in kfp
+
+            def checked(self, *args, _fn=fn, _real=real, **kwargs):
+                _real.bind(self, *args, **kwargs)
+                return _fn(self, *args, **kwargs)
+            setattr(cls, name, functools.wraps(fn)(checked))
+    return cls
+
+
+_as_the_real_client(FakeClient)
+
+
+def test_the_fake_client_refuses_what_kfp_client_refuses():
+    client = FakeClient(host="http://kfp")
+    with pytest.raises(TypeError, match="argumentz"):
+        client.create_run_from_pipeline_package(pipeline_file="p.yaml", argumentz={})
+    with pytest.raises(TypeError):
+        client.create_recurring_run(experiment_id="e", job_name="j", cron_expresion="0 0 * * *")
+    with pytest.raises(TypeError):
+        FakeClient(hots="http://kfp")
+    client.create_run_from_pipeline_package(pipeline_file="p.yaml", arguments={}, run_name="r")  # real names pass
 
 
 @pytest.fixture

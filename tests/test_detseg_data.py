@@ -31,7 +31,8 @@ def manifest_of(root: Path) -> dict:
 
 def assert_nothing_published(out: Path) -> None:
     assert not out.exists()
-    assert not [p.name for p in out.parent.iterdir() if p.name.startswith(f".{out.name}.")]  # no staging left
+    assert not [p.name for p in out.parent.iterdir()  # no staging left (the output's lock may stay)
+                if p.name.startswith(f".{out.name}.") and p.name != f".{out.name}.lock"]
 
 
 # --- fixtures ------------------------------------------------------------------------------------

@@ -159,7 +159,7 @@ def test_unknown_type_in_config_is_one_error_line_and_exit_2(fmnist_tiny, tmp_pa
          "--cfg-options", "model.neck.type=NoSuchNeck"],
         env=_env(), capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines()[-1].startswith("error: unknown type 'NoSuchNeck' in the neck registry")
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: model.neck.type = 'NoSuchNeck': not a registered neck")
     assert not (tmp_path / "out").exists()
 
 

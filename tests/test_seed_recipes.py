@@ -29,7 +29,7 @@ SEED_RECIPES = [
     "rotation_pred/rotation-pred_resnet50_8xb16-steplr-70e_in1k.py",
 ]
 FMNIST_RECIPES = sorted(str(p.relative_to(CONFIGS)) for p in CONFIGS.glob("*/*_fmnist.py"))
-NAME = re.compile(r"^[a-z0-9-]+_resnet\d+(-w\d+)?_\d+xb\d+-[a-z0-9-]+-\d+e_(in1k|fmnist)[a-z0-9-]*\.py$")
+NAME = re.compile(r"^[a-z0-9-]+_resnet\d+(-w\d+)?_\d+xb\d+-[a-z0-9-]+-\d+(e|it)_(in1k|fmnist)[a-z0-9-]*\.py$")
 
 
 def _depth(path: Path) -> int:

@@ -14,8 +14,6 @@ import torch
 
 from .. import storage
 
-_EPOCH_FILE = re.compile(r"^epoch_(\d+)\.pth$")
-
 
 def rng_state() -> dict:
     np_state = np.random.get_state()
@@ -38,30 +36,43 @@ def set_rng_state(state: dict) -> None:
     random.setstate((version, tuple(keys), gauss))
 
 
-def save(state: dict, work_dir: str, epoch: int, max_keep: int = 0) -> str:
-    """Write `epoch_{epoch}.pth` under `work_dir` (local or s3://) atomically; prune old ones."""
-    buf = io.BytesIO()
-    torch.save(state, buf)
-    uri = storage.join(work_dir, f"epoch_{epoch}.pth")
-    storage.write_bytes(uri, buf.getvalue())
+KINDS = ("epoch", "iter")  # epoch_{N}.pth of the epoch runner, iter_{N}.pth of the iteration runner
+
+
+def save(state: dict, work_dir: str, number: int, max_keep: int = 0, kind: str = "epoch") -> str:
+    """Write `{kind}_{number}.pth` under `work_dir` (local or s3://) atomically; prune old ones."""
+    uri = write(state, storage.join(work_dir, f"{kind}_{number}.pth"))
     if max_keep > 0:
-        for old in list_epochs(work_dir)[:-max_keep]:
-            storage.remove(storage.join(work_dir, f"epoch_{old}.pth"))
+        for old in list_checkpoints(work_dir, kind)[:-max_keep]:
+            storage.remove(storage.join(work_dir, f"{kind}_{old}.pth"))
     return uri
 
 
+def write(state: dict, uri: str) -> str:
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    storage.write_bytes(uri, buf.getvalue())
+    return uri
+
+
+def list_checkpoints(work_dir: str, kind: str = "epoch") -> list[int]:
+    """The N of every `{kind}_{N}.pth` in `work_dir`, ascending."""
+    pattern = re.compile(rf"^{kind}_(\d+)\.pth$")
+    return sorted(int(m.group(1)) for m in map(pattern.match, storage.listdir(work_dir)) if m)
+
+
 def list_epochs(work_dir: str) -> list[int]:
-    epochs = []
-    for name in storage.listdir(work_dir):
-        match = _EPOCH_FILE.match(name)
-        if match:
-            epochs.append(int(match.group(1)))
-    return sorted(epochs)
+    return list_checkpoints(work_dir, "epoch")
 
 
-def newest(work_dir: str) -> str | None:
-    epochs = list_epochs(work_dir)
-    return storage.join(work_dir, f"epoch_{epochs[-1]}.pth") if epochs else None
+def newest(work_dir: str, kind: str | None = None) -> str | None:
+    """The newest `{kind}_{N}.pth` of `work_dir`; without `kind`, of either runner (a work dir holds
+    one runner's checkpoints: its config and dataset key it)."""
+    for k in (kind,) if kind else KINDS:
+        numbers = list_checkpoints(work_dir, k)
+        if numbers:
+            return storage.join(work_dir, f"{k}_{numbers[-1]}.pth")
+    return None
 
 
 def load(uri: str, map_location="cpu") -> dict:

@@ -1,9 +1,12 @@
-"""The epoch-based training loop: SGD-family optimizers, LR schedule, hooks, checkpoint and resume,
-one process or DDP (torchrun / PyTorchJob)."""
+"""The training loops: EpochBasedRunner (`max_epochs`) and IterBasedRunner (`max_iters`), one base
+class for both: SGD-family optimizers, LR and momentum schedules, hooks, checkpoint and resume, one
+process or DDP (torchrun / PyTorchJob)."""
 from __future__ import annotations
 
+import itertools
 import json
 import logging
+import math
 import sys
 import tempfile
 import time
@@ -11,7 +14,7 @@ from pathlib import Path
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader, DistributedSampler, Sampler
 from tqdm import tqdm
 
 from .. import storage
@@ -21,8 +24,10 @@ from ..models.utils import revert_sync_batchnorm
 from ..registry import ALGORITHMS, DATASETS, HOOKS, build
 from . import checkpoint, dist
 from .hooks import Hook, get_priority
+from .hooks.eval_hook import EVALUATION_KEYS, EvalHook, check_workflow, has_val_phase
+from .hooks.logger_hooks import LoggerHook, momentum_of
 from .optimizer import OptimizerStep, build_optimizer
-from .schedules import lr_at
+from .schedules import lr_at, momentum_at
 
 log = logging.getLogger("ssl_lib.train")
 
@@ -43,7 +48,16 @@ class LrUpdaterHook(Hook):
     priority = "VERY_HIGH"
 
     def before_train_iter(self, runner) -> None:
-        runner.set_lr(runner.inner_iter)
+        runner.set_lr()
+
+
+class MomentumUpdaterHook(Hook):
+    """The momentum of every parameter group from `momentum_config`, before each iteration."""
+
+    priority = "HIGH"
+
+    def before_train_iter(self, runner) -> None:
+        runner.set_momentum()
 
 
 class OptimizerHook(Hook):
@@ -56,25 +70,49 @@ class OptimizerHook(Hook):
 
 
 class CheckpointHook(Hook):
+    """Every `checkpoint_config.interval` epochs (iterations) and at the end of training."""
+
     priority = "NORMAL"
 
-    def after_train_epoch(self, runner) -> None:
-        runner.save_checkpoint()
-
-
-class LoggerHook(Hook):
-    priority = "VERY_LOW"
-
     def after_train_iter(self, runner) -> None:
-        interval = runner.cfg.get("log_config", {}).get("interval", 50)
-        if runner.rank == 0 and (runner.inner_iter + 1) % interval == 0:
-            log.info("epoch [%d][%d/%d] lr: %.5g loss: %.4f", runner.epoch + 1, runner.inner_iter + 1,
-                     runner.iters_per_epoch, runner.optimizer.param_groups[0]["lr"], runner.last_loss)
+        runner.save_checkpoint(epoch_end=False)
+
+    def after_train_epoch(self, runner) -> None:
+        runner.save_checkpoint(epoch_end=True)
 
 
-def build_hooks(custom_hooks: list[dict]) -> list[Hook]:
-    """The built-in hooks, then the config's custom hooks, stably sorted by priority as mmcv does."""
-    hooks = [LrUpdaterHook(), OptimizerHook(), CheckpointHook(), LoggerHook()]
+def default_hooks(cfg) -> list[Hook]:
+    """The runner's own hooks in mmcv's order: LR, momentum (with `momentum_config`), optimizer,
+    evaluation (with a 'val' phase in `workflow`), checkpoint, the loggers of `log_config.hooks`."""
+    workflow = cfg.get("workflow", [("train", 1)])
+    problem = check_workflow(workflow)
+    if problem:
+        raise ConfigError(f"workflow = {workflow!r}: {problem}")
+    hooks = [LrUpdaterHook()]
+    if cfg.get("momentum_config"):
+        hooks.append(MomentumUpdaterHook())
+    hooks.append(OptimizerHook())
+    if has_val_phase(cfg):
+        evaluation = dict(cfg.get("evaluation") or {})
+        unknown = sorted(set(evaluation) - set(EVALUATION_KEYS))
+        if unknown:
+            raise ConfigError(f"evaluation: unknown key(s) {', '.join(unknown)}; known: {', '.join(EVALUATION_KEYS)}")
+        hooks.append(EvalHook(**evaluation))
+    hooks.append(CheckpointHook())
+    log_cfg = cfg.get("log_config") or {}
+    for i, logger in enumerate(log_cfg.get("hooks") or [dict(type="TextLoggerHook")]):
+        hook = build(logger, HOOKS, interval=log_cfg.get("interval", 50))
+        if not isinstance(hook, Hook):
+            raise ConfigError(f"log_config.hooks[{i}] {logger.get('type')!r} is not a Hook")
+        hooks.append(hook)
+    return hooks
+
+
+def build_hooks(custom_hooks: list[dict], builtins: list[Hook] | None = None) -> list[Hook]:
+    """The built-in hooks (default: LR, optimizer, checkpoint, text log), then the config's custom
+    hooks, stably sorted by priority as mmcv does."""
+    hooks = list(builtins) if builtins is not None else [LrUpdaterHook(), OptimizerHook(), CheckpointHook(),
+                                                          LoggerHook(interval=50)]
     for i, cfg in enumerate(custom_hooks or []):
         cfg = dict(cfg)
         priority = cfg.pop("priority", None)
@@ -91,10 +129,34 @@ def build_hooks(custom_hooks: list[dict]) -> list[Hook]:
     return sorted(hooks, key=lambda h: get_priority(h.priority))
 
 
-class EpochRunner:
+class _SkipSampler(Sampler[int]):
+    """`sampler`'s order without its first `n` indices."""
+
+    def __init__(self, sampler: Sampler, n: int):
+        self.sampler, self.n = sampler, n
+
+    def __iter__(self):
+        return itertools.islice(iter(self.sampler), self.n, None)
+
+    def __len__(self) -> int:
+        return len(self.sampler) - self.n
+
+
+class BaseRunner:
+    """What both runners share. A subclass says how long training lasts (`_length`), where the
+    schedules stand (`_progress`) and when a checkpoint is due (`_checkpoint_due`); `kind` names its
+    checkpoints, `{kind}_{N}.pth`.
+
+    Training walks the sampler's epochs (each a new order, seeded by the epoch); a checkpoint records
+    the position within the epoch too, and a resumed run starts its epoch past the batches already
+    trained on, so a resume at any checkpoint continues bit-identically.
+    """
+
+    kind = ""
+
     def __init__(self, cfg, dataset_uri: str, work_dir: str):
         self.cfg = cfg
-        self.work_dir = work_dir
+        self.dataset_uri, self.work_dir = dataset_uri, work_dir
         self.device = dist.init_dist()
         self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
         self.seed = int(cfg.get("seed", 0))
@@ -118,8 +180,7 @@ class EpochRunner:
         if self.iters_per_epoch == 0:
             raise ConfigError(f"data.samples_per_gpu={self.batch_size} x {self.world_size} process(es) is larger "
                               f"than the training split ({len(self.dataset)} images)")
-        self.max_epochs = int(cfg.runner.max_epochs)
-        self.max_iters = self.max_epochs * self.iters_per_epoch
+        self.max_epochs, self.max_iters = self._length(cfg.runner)
 
         self.algorithm = build(cfg.model, ALGORITHMS).to(self.device)
         if self.world_size > 1:
@@ -134,13 +195,25 @@ class EpochRunner:
         self.step = OptimizerStep(self.optimizer, self.algorithm, self.device, cfg.get("optimizer_config"),
                                   cfg.get("fp16"))
         self.base_lrs = [g["lr"] for g in self.optimizer.param_groups]
-        self.hooks = build_hooks(cfg.get("custom_hooks", []))
+        self.base_momentums = [momentum_of(g) for g in self.optimizer.param_groups]
+        if cfg.get("momentum_config") and None in self.base_momentums:
+            raise ConfigError(f"momentum_config is set but optimizer {cfg.optimizer.get('type')} has no momentum "
+                              f"or betas to schedule")
         self.epoch = 0
         self.global_iter = 0
-        self.inner_iter = 0
+        self.inner_iter = 0  # the iteration within the epoch: 0-based index of the current one, as mmcv's
+        self._inner_done = 0  # iterations of this epoch trained so far
+        self._in_iter = False  # between an iteration's first hook and the count that says it is done
+        self._resume_inner = 0  # iterations of the resumed checkpoint's epoch that it had trained
+        self.set_lr()  # a bad lr_config / momentum_config fails here, not after the first epoch
+        self.set_momentum()
+        self.hooks = build_hooks(cfg.get("custom_hooks", []), default_hooks(cfg))
         self.outputs: dict = {}
+        self.eval_results: dict = {}
         self.last_loss = float("nan")
         self.log = log
+        self.log_writers: list = []  # flushed before the logs are uploaded (TensorBoard)
+        self.resume_from = cfg.get("resume_from")
         views = getattr(self.dataset, "num_views", None)
         self.algorithm.check_data(num_samples=len(self.dataset), global_batch=self.batch_size * self.world_size,
                                   num_views=sum(views) if isinstance(views, (list, tuple)) else views)
@@ -149,13 +222,40 @@ class EpochRunner:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         if self.rank == 0:
             _setup_logging(self.log_dir / "train.log")
+        for hook in self.hooks:
+            hook.setup(self)
+
+    # -- what a subclass says ------------------------------------------------------------------
+    def _length(self, runner_cfg) -> tuple[int, int]:
+        """(max_epochs, max_iters)."""
+        raise NotImplementedError
+
+    def _progress(self) -> tuple[int, int, int | None]:
+        """(epoch, iteration, max_iters) for the schedules: see schedules.lr_at."""
+        raise NotImplementedError
+
+    def _epoch_stop(self, first: int) -> int:
+        """Where the current epoch, starting at iteration `first`, stops."""
+        raise NotImplementedError
+
+    def _checkpoint_due(self, done: int, epoch_end: bool) -> int | None:
+        """The N of the `{kind}_{N}.pth` due now (`done` iterations trained), or None."""
+        raise NotImplementedError
+
+    def _describe(self) -> str:
+        raise NotImplementedError
+
+    @classmethod
+    def final_checkpoint(cls, runner_cfg) -> str:
+        raise NotImplementedError
 
     # -- state ---------------------------------------------------------------------------------
-    def state_dict(self, rng: list[dict], hooks: list[dict], epoch: int) -> dict:
-        """The whole training state after `epoch` epochs; `rng` and `hooks` hold every rank's
-        generators and hook states, in rank order."""
+    def state_dict(self, rng: list[dict], hooks: list[dict], epoch: int, inner: int, done: int) -> dict:
+        """The whole training state after `done` iterations, `inner` of them in `epoch` (epochs
+        before it complete); `rng` and `hooks` hold every rank's generators and hook states, in
+        rank order."""
         return {
-            "meta": {"epoch": epoch, "iter": self.global_iter, "algorithm": self.cfg.model.type,
+            "meta": {"epoch": epoch, "iter": done, "inner_iter": inner, "algorithm": self.cfg.model.type,
                      "config": self.cfg.pretty_text, "world_size": self.world_size},
             "state_dict": self.algorithm.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -165,14 +265,20 @@ class EpochRunner:
         }
 
     def resume(self) -> None:
-        uri = self.cfg.get("resume_from") or checkpoint.newest(self.work_dir)
+        uri = self.resume_from or checkpoint.newest(self.work_dir, self.kind)
         if not uri:
             return
         state = checkpoint.load(uri, map_location=self.device)
-        self.algorithm.load_state_dict(state["state_dict"])
+        try:
+            self.algorithm.load_state_dict(state["state_dict"])
+        except RuntimeError as err:
+            lines = str(err).strip().splitlines()  # the 2nd names the keys or the shape that differ
+            raise ConfigError(f"checkpoint {uri} does not fit this config's model: "
+                              f"{lines[min(1, len(lines) - 1)].strip()}") from None
         self.optimizer.load_state_dict(state["optimizer"])
         self.step.load_state_dict(state.get("scaler", {}))
-        self.epoch, self.global_iter = state["meta"]["epoch"], state["meta"]["iter"]
+        meta = state["meta"]
+        self.epoch, self.global_iter = meta["epoch"], meta["iter"]
         rngs = state["rng"] if isinstance(state["rng"], list) else [state["rng"]]
         hook_states = state.get("hooks") or []
         if len(hook_states) == self.world_size:
@@ -183,28 +289,98 @@ class EpochRunner:
                         uri, len(hook_states), self.world_size)
         if len(rngs) == self.world_size:
             checkpoint.set_rng_state(rngs[self.rank])
+            self._resume_inner = meta.get("inner_iter", 0)
         else:
-            # The job was resized: each rank gets a fresh stream, still distinct and reproducible.
+            # The job was resized: each rank gets a fresh stream, still distinct and reproducible, and
+            # the epoch it stopped in starts over in the new world's order.
             torch.manual_seed(self.seed + self.rank + 7919 * self.epoch)
+            self._resume_inner = 0
             if self.rank == 0:
                 log.warning("checkpoint %s was written by %d process(es), this run has %d: random generators "
                             "reseeded instead of restored", uri, len(rngs), self.world_size)
         log.info("resumed from %s (epoch %d, iteration %d)", uri, self.epoch, self.global_iter)
 
+    def _gather_state(self) -> tuple[list, list]:
+        """Every rank's random generators and hook states (a collective: all ranks call it)."""
+        return (dist.all_gather_object(checkpoint.rng_state()),
+                dist.all_gather_object([hook.state_dict() for hook in self.hooks]))
+
+    def _position(self) -> tuple[int, int, int]:
+        """(epoch, iterations trained in it, iterations trained) for a checkpoint written now; in an
+        iteration's after_train_iter hooks that iteration counts as trained (its step is taken)."""
+        done, inner = self.global_iter + self._in_iter, self._inner_done + self._in_iter
+        if inner == self.iters_per_epoch:
+            return self.epoch + 1, 0, done
+        return self.epoch, inner, done
+
+    def save_checkpoint(self, epoch_end: bool) -> None:
+        """`{kind}_{N}.pth` when one is due: after an epoch (epoch_end) or after an iteration."""
+        epoch, inner, done = self._position()
+        number = self._checkpoint_due(done, epoch_end)
+        if number is None:
+            return
+        rngs, hook_states = self._gather_state()
+        if self.rank == 0:
+            ckpt_cfg = self.cfg.get("checkpoint_config", {})
+            uri = checkpoint.save(self.state_dict(rngs, hook_states, epoch, inner, done), self.work_dir, number,
+                                  ckpt_cfg.get("max_keep_ckpts", 0), kind=self.kind)
+            log.info("saved checkpoint %s", uri)
+            self._upload_logs()
+
+    def write_checkpoint(self, name: str) -> str:
+        """The whole state now, as `name` in the work dir (a collective: all ranks call it)."""
+        rngs, hook_states = self._gather_state()
+        uri = storage.join(self.work_dir, name)
+        if self.rank == 0:
+            checkpoint.write(self.state_dict(rngs, hook_states, *self._position()), uri)
+            log.info("saved checkpoint %s", uri)
+        return uri
+
+    def _upload_logs(self) -> None:
+        """train.log and the TensorBoard events into an s3:// work dir (a local one holds them already)."""
+        for writer in self.log_writers:
+            writer.flush()
+        if storage.is_s3(self.work_dir):
+            for path in sorted(self.log_dir.iterdir()):
+                if path.name == "train.log" or path.name.startswith("events.out.tfevents."):
+                    storage.upload(path, storage.join(self.work_dir, path.name))
+
     # -- loop ----------------------------------------------------------------------------------
-    def _loader(self) -> DataLoader:
+    def _loader(self, skip: int = 0):
+        """This epoch's batches from batch `skip` on. Without loader workers the skipped batches' indices
+        are dropped from the sampler's order (nothing decoded; the main process's random state is the
+        checkpoint's). A loader worker's augmentations draw on a stream that advances with every batch
+        it makes, so with workers the skipped batches are made and dropped instead."""
         self.sampler.set_epoch(self.epoch)
         # Per rank: the loader workers' augmentation seeds come from this generator.
         gen = torch.Generator().manual_seed(self.seed * 1000 + self.epoch + 1_000_003 * self.rank)
-        return DataLoader(self.dataset, batch_size=self.batch_size, sampler=self.sampler,
-                          num_workers=self.num_workers, drop_last=True, generator=gen,
-                          pin_memory=self.device.type == "cuda")
+        sampler = _SkipSampler(self.sampler, skip * self.batch_size) if skip and not self.num_workers else self.sampler
+        batches = iter(DataLoader(self.dataset, batch_size=self.batch_size, sampler=sampler,
+                                  num_workers=self.num_workers, drop_last=True, generator=gen,
+                                  pin_memory=self.device.type == "cuda"))
+        if self.num_workers:
+            for _ in range(skip):
+                next(batches)
+        return batches
 
-    def set_lr(self, it: int) -> float:
+    def set_lr(self) -> float:
+        epoch, it, max_iters = self._progress()
         for group, base in zip(self.optimizer.param_groups, self.base_lrs):
-            group["lr"] = lr_at(self.cfg.get("lr_config"), base, self.epoch, it, self.iters_per_epoch,
-                                self.max_epochs)
+            group["lr"] = lr_at(self.cfg.get("lr_config"), base, epoch, it, self.iters_per_epoch, self.max_epochs,
+                                max_iters)
         return self.optimizer.param_groups[0]["lr"]
+
+    def set_momentum(self) -> None:
+        momentum_cfg = self.cfg.get("momentum_config")
+        if not momentum_cfg:
+            return
+        epoch, it, max_iters = self._progress()
+        for group, base in zip(self.optimizer.param_groups, self.base_momentums):
+            value = momentum_at(momentum_cfg, base, epoch, it, self.iters_per_epoch, self.max_epochs, max_iters)
+            if "momentum" in group:
+                group["momentum"] = value
+            else:
+                group["betas"] = (value, *group["betas"][1:])
 
     def call_hook(self, name: str) -> None:
         for hook in self.hooks:
@@ -219,60 +395,156 @@ class EpochRunner:
                  for k, v in batch.items() if k not in ("img", "label")}
         return views, extra
 
-    def save_checkpoint(self) -> None:
-        """After epoch `self.epoch` (0-based): every `interval` epochs and after the last one."""
-        ckpt_cfg = self.cfg.get("checkpoint_config", {})
-        done = self.epoch + 1
-        if done % ckpt_cfg.get("interval", 1) and done != self.max_epochs:
-            return
-        rngs = dist.all_gather_object(checkpoint.rng_state())
-        hook_states = dist.all_gather_object([hook.state_dict() for hook in self.hooks])
-        if self.rank == 0:
-            uri = checkpoint.save(self.state_dict(rngs, hook_states, done), self.work_dir, done,
-                                  ckpt_cfg.get("max_keep_ckpts", 0))
-            log.info("saved checkpoint %s", uri)
-            if storage.is_s3(self.work_dir):
-                storage.upload(self.log_dir / "train.log", storage.join(self.work_dir, "train.log"))
+    def _train_epoch(self, first: int, last: int) -> int:
+        """Iterations `first`..`last - 1` of this epoch; the number of images trained on."""
+        self.model.train()
+        self.call_hook("before_train_epoch")
+        bar = tqdm(total=last - first, desc=f"epoch {self.epoch + 1}/{self.max_epochs}", disable=self.rank != 0,
+                   mininterval=1.0 if sys.stderr.isatty() else 30.0, file=sys.stderr)
+        images = 0
+        for it, batch in zip(range(first, last), self._loader(first)):
+            self.inner_iter, self._in_iter = it, True
+            views, extra = self._batch(batch)
+            self.call_hook("before_train_iter")
+            with self.step.autocast():
+                self.outputs = self.model(views, mode="train", **extra)
+            self.last_loss = float(self.outputs["loss"].detach())
+            self.call_hook("after_train_iter")
+            self.global_iter, self._inner_done, self._in_iter = self.global_iter + 1, self._inner_done + 1, False
+            images += views[0].shape[0] * self.world_size
+            bar.update(1)
+            bar.set_postfix(loss=f"{self.last_loss:.4f}", lr=f"{self.optimizer.param_groups[0]['lr']:.4g}",
+                            refresh=False)
+        bar.close()
+        return images
+
+    def _finished(self) -> bool:
+        return self.global_iter >= self.max_iters
 
     def run(self) -> dict:
         self.resume()
         self.call_hook("before_run")
-        if self.epoch == 0 and self.rank == 0:
-            log.info("training %s for %d epochs x %d iterations, %d process(es) x batch %d on %s",
-                     self.cfg.model.type, self.max_epochs, self.iters_per_epoch, self.world_size,
+        if self.global_iter == 0 and self.rank == 0:
+            log.info("training %s for %s (%d iterations per epoch), %d process(es) x batch %d on %s",
+                     self.cfg.model.type, self._describe(), self.iters_per_epoch, self.world_size,
                      self.batch_size, self.device)
         start, images = time.time(), 0
-        while self.epoch < self.max_epochs:
-            self.model.train()
-            self.call_hook("before_train_epoch")
-            bar = tqdm(total=self.iters_per_epoch, desc=f"epoch {self.epoch + 1}/{self.max_epochs}",
-                       disable=self.rank != 0, mininterval=1.0 if sys.stderr.isatty() else 30.0,
-                       file=sys.stderr)
-            for it, batch in enumerate(self._loader()):
-                self.inner_iter = it
-                views, extra = self._batch(batch)
-                self.call_hook("before_train_iter")
-                with self.step.autocast():
-                    self.outputs = self.model(views, mode="train", **extra)
-                self.last_loss = float(self.outputs["loss"].detach())
-                self.call_hook("after_train_iter")
-                self.global_iter += 1
-                images += views[0].shape[0] * self.world_size
-                bar.update(1)
-                bar.set_postfix(loss=f"{self.last_loss:.4f}", lr=f"{self.optimizer.param_groups[0]['lr']:.4g}",
-                                refresh=False)
-            bar.close()
+        while not self._finished():
+            first, self._resume_inner = self._resume_inner, 0
+            last, self._inner_done = self._epoch_stop(first), first
+            images += self._train_epoch(first, last)
             if self.rank == 0:
                 log.info("epoch [%d] done, loss %.4f, %.1f images/s", self.epoch + 1, self.last_loss,
                          images / max(1e-9, time.time() - start))
             self.call_hook("after_train_epoch")
-            self.epoch += 1
+            if last == self.iters_per_epoch:
+                self.epoch, self._inner_done = self.epoch + 1, 0
             dist.barrier()
         self.call_hook("after_run")
         metrics = {"final_loss": self.last_loss, "epochs": self.max_epochs, "iterations": self.global_iter,
                    "world_size": self.world_size, "seconds": round(time.time() - start, 1),
-                   "checkpoint": storage.join(self.work_dir, f"epoch_{self.max_epochs}.pth")}
+                   "checkpoint": storage.join(self.work_dir, self.final_checkpoint(self.cfg.runner))}
+        for hook in self.hooks:
+            metrics.update(hook.metrics())
+        if metrics.get("best_checkpoint"):
+            metrics["best_checkpoint"] = storage.join(self.work_dir, metrics["best_checkpoint"])
         if self.rank == 0:
             storage.write_text(storage.join(self.work_dir, "train_metrics.json"), json.dumps(metrics, indent=2))
+            self._upload_logs()
         dist.cleanup()
         return metrics
+
+
+class EpochRunner(BaseRunner):
+    """mmcv's EpochBasedRunner: `runner = dict(type='EpochBasedRunner', max_epochs=N)`; checkpoints
+    `epoch_{N}.pth` every `checkpoint_config.interval` epochs and after the last one."""
+
+    kind = "epoch"
+
+    def _length(self, runner_cfg) -> tuple[int, int]:
+        if runner_cfg.get("max_iters") is not None:
+            raise ConfigError("runner: EpochBasedRunner takes max_epochs, not max_iters (for iterations: "
+                              "runner = dict(_delete_=True, type='IterBasedRunner', max_iters=N))")
+        max_epochs = int(runner_cfg.max_epochs)
+        return max_epochs, max_epochs * self.iters_per_epoch
+
+    def _progress(self) -> tuple[int, int, int | None]:
+        return self.epoch, self.inner_iter, None
+
+    def _epoch_stop(self, first: int) -> int:
+        return self.iters_per_epoch
+
+    def _checkpoint_due(self, done: int, epoch_end: bool) -> int | None:
+        finished = self.epoch + 1
+        if not epoch_end or (finished % self.cfg.get("checkpoint_config", {}).get("interval", 1)
+                             and finished != self.max_epochs):
+            return None
+        return finished
+
+    def _finished(self) -> bool:
+        # by epochs: a job resized on resume has another number of iterations per epoch
+        return self.epoch >= self.max_epochs
+
+    def _describe(self) -> str:
+        return f"{self.max_epochs} epochs"
+
+    @classmethod
+    def final_checkpoint(cls, runner_cfg) -> str:
+        return f"epoch_{int(runner_cfg.max_epochs)}.pth"
+
+
+class IterRunner(BaseRunner):
+    """mmcv's IterBasedRunner: `runner = dict(type='IterBasedRunner', max_iters=N)` trains N iterations,
+    the data loader starting the sampler's next epoch whenever one is used up; every schedule counts
+    iterations up to N; checkpoints `iter_{N}.pth` every `checkpoint_config.interval` iterations and
+    at the end. Hooks see an epoch begin and end with each pass over the data (the last one cut short
+    at N), so epoch-based hooks (EMA's swap, SwAV's queue) work as under the epoch runner."""
+
+    kind = "iter"
+
+    def _length(self, runner_cfg) -> tuple[int, int]:
+        if runner_cfg.get("max_epochs") is not None:
+            raise ConfigError("runner: IterBasedRunner takes max_iters, not max_epochs (write runner = "
+                              "dict(_delete_=True, type='IterBasedRunner', max_iters=N) to drop a base config's "
+                              "max_epochs)")
+        max_iters = int(runner_cfg.max_iters)
+        return math.ceil(max_iters / self.iters_per_epoch), max_iters
+
+    def _progress(self) -> tuple[int, int, int | None]:
+        return 0, self.global_iter, self.max_iters
+
+    def _epoch_stop(self, first: int) -> int:
+        return min(self.iters_per_epoch, first + self.max_iters - self.global_iter)
+
+    def _checkpoint_due(self, done: int, epoch_end: bool) -> int | None:
+        if epoch_end:  # the final one, after the last (partial) epoch's hooks
+            return done if done == self.max_iters else None
+        interval = self.cfg.get("checkpoint_config", {}).get("interval", 1)
+        return done if done % interval == 0 and done < self.max_iters else None
+
+    def _describe(self) -> str:
+        return f"{self.max_iters} iterations"
+
+    @classmethod
+    def final_checkpoint(cls, runner_cfg) -> str:
+        return f"iter_{int(runner_cfg.max_iters)}.pth"
+
+
+RUNNERS = {"EpochBasedRunner": EpochRunner, "IterBasedRunner": IterRunner}
+
+
+def runner_class(cfg) -> type[BaseRunner]:
+    name = (cfg.get("runner") or {}).get("type", "EpochBasedRunner")
+    if name not in RUNNERS:
+        raise ConfigError(f"runner.type = {name!r}: use one of {', '.join(RUNNERS)}")
+    return RUNNERS[name]
+
+
+def build_runner(cfg, dataset_uri: str, work_dir: str) -> BaseRunner:
+    return runner_class(cfg)(cfg, dataset_uri, work_dir)
+
+
+def final_checkpoint_name(cfg) -> str:
+    """The file name of the checkpoint a finished training leaves: `epoch_{max_epochs}.pth` or
+    `iter_{max_iters}.pth`."""
+    return runner_class(cfg).final_checkpoint(cfg.runner)

@@ -3,11 +3,13 @@ torchrun or as a PyTorchJob replica; the process group comes from the environmen
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from ..config import load_config
 from ..errors import exit_code
-from .runner import EpochRunner
+from . import validate
+from .runner import build_runner
 
 
 def train(config: str, dataset: str, work_dir: str, cfg_options: list[str] = (), deterministic: bool = False) -> dict:
@@ -16,9 +18,11 @@ def train(config: str, dataset: str, work_dir: str, cfg_options: list[str] = (),
     import ssl_lib.models  # noqa: F401
 
     cfg = load_config(config, cfg_options)
+    # Every problem of the config at once, before a dataset is read or a model built.
+    validate.check(cfg, world_size=int(os.environ.get("WORLD_SIZE", "1")))
     if deterministic:
         cfg.deterministic = True
-    return EpochRunner(cfg, dataset, work_dir).run()
+    return build_runner(cfg, dataset, work_dir).run()
 
 
 def main(argv: list[str] | None = None) -> int:

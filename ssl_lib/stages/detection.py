@@ -11,10 +11,11 @@ import json
 import sys
 import time
 
-from .. import storage
+from .. import outlock, storage
 from ._cli import require_gpus, run_cli
 
 
+@outlock.writes("output")
 def detection(dataset: str, backbone: str, output: str, protocol: str = "voc0712", config: str = "",
               iters: int = 0, image_size: int = 0, baseline: bool = True, gpus: int = 0,
               cfg_options: list[str] | None = None) -> dict:

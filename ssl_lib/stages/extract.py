@@ -19,7 +19,7 @@ import sys
 
 import torch
 
-from .. import storage
+from .. import outlock, storage
 from ..benchmarks.features import DEFAULT_EVAL_PIPELINE, build_backbone, config_from_text
 from ..config import load_config
 from ..engine.checkpoint import newest
@@ -63,6 +63,7 @@ def _check_fit(backbone_cfg: dict, weights: dict, uri: str) -> None:
         raise DataError(f"{uri} does not fit {what}: {str(err).splitlines()[-1].strip()}") from err
 
 
+@outlock.writes("output")
 def extract(checkpoint: str, output: str, config: str = "", cfg_options: list[str] | None = None) -> dict:
     uri = _checkpoint_uri(checkpoint)
     if not storage.exists(uri):

@@ -13,7 +13,7 @@ import time
 import numpy as np
 import torch
 
-from .. import storage
+from .. import outlock, storage
 from ..benchmarks.fast_linear import DEFAULT_LRS, DEFAULT_WEIGHT_DECAYS, choose, stratified_holdout, sweep_layer
 from ..benchmarks.features import POOL_SIZES, load_feature_set
 from ..errors import ConfigError, DataError
@@ -78,6 +78,7 @@ def _load_checked(fs, uri: str, layers: list[str], val_fraction: float) -> dict:
     return {"labels": labels, "arrays": arrays, "sides": sides, "num_classes": num_classes}
 
 
+@outlock.writes("output")
 def fast_linear(features: str, output: str, layers: list[str] | None = None, lrs: list[float] | None = None,
                 weight_decays: list[float] | None = None, epochs: int = 10, batch_size: int = 256,
                 val_fraction: float = 0.1, seed: int = 0, gpus: int = 0) -> dict:

@@ -11,7 +11,7 @@ import argparse
 import sys
 import time
 
-from .. import storage
+from .. import outlock, storage
 from ..benchmarks.features import (LAYERS, POOL_SIZES, RAW_PIXELS_MAX_SIDE, build_backbone, eval_dataset,
                                    extract_features, load_backbone, load_backbone_meta, write_feature_set)
 from ..data.sources import load_manifest
@@ -21,6 +21,7 @@ from ._cli import require_gpus, run_cli
 SPLITS = ("train", "test")
 
 
+@outlock.writes("output")
 def features(dataset: str, backbone: str, output: str, layers: list[str] | None = None, baselines: bool = True,
              batch_size: int = 256, workers: int | None = None, gpus: int = 0) -> dict:
     layers = list(layers or LAYERS)

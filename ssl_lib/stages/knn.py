@@ -8,13 +8,14 @@ import json
 import sys
 import time
 
-from .. import storage
+from .. import outlock, storage
 from ..benchmarks.features import load_feature_set
 from ..benchmarks.knn import knn_classify
 from ..errors import ConfigError, DataError
 from ._cli import require_gpus, run_cli
 
 
+@outlock.writes("output")
 def knn(features: str, output: str, ks: list[int] | None = None, temperature: float = 0.07,
         layer: str = "avgpool", gpus: int = 0) -> dict:
     ks = sorted(int(k) for k in (ks or [10, 20, 100, 200]))

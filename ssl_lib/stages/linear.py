@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch.utils.data import Subset
 
-from .. import storage
+from .. import outlock, storage
 from ..benchmarks.features import load_backbone, load_backbone_meta
 from ..benchmarks.linear import build_head, train_linear
 from ..config import load_config
@@ -54,6 +54,7 @@ def _split(dataset: str, split: str, pipeline: list):
     return ds
 
 
+@outlock.writes("output")
 def linear(dataset: str, backbone: str, output: str, config: str = DEFAULT_CONFIG, cfg_options: list[str] | None = None,
            epochs: int | None = None, workers: int | None = None, gpus: int = 0, seed: int = 0) -> dict:
     cfg = load_config(config, cfg_options or [])

@@ -11,13 +11,14 @@ import json
 import sys
 import time
 
-from .. import storage
+from .. import outlock, storage
 from ..benchmarks.svm import LOW_SHOT_KS, SEED_COSTS, SolverStats, low_shot_svm_voc07
 from ..errors import ConfigError
 from ._cli import run_cli
 from .svm import check_classes, read_voc_features
 
 
+@outlock.writes("output")
 def low_shot_svm(features: str, output: str, layers: list[str] | None = None, ks: list[int] | None = None,
                  samples: int = 5, costs: list[float] | None = None, seed: int = 0, folds: int = 3,
                  device: str | None = None) -> dict:

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from .. import storage
+from .. import outlock, storage
 from ..data import detseg, mosaic
 from ..data.sources import (DATASET_FORMAT, FASHION_MNIST_DIR, MANIFEST, load_manifest, read_failure,
                             source_from_uri)
@@ -250,6 +250,7 @@ def _open_source(source: str, train_limit: int, test_limit: int, test_fraction: 
         yield source_from_uri(folder)
 
 
+@outlock.writes("output")
 def prep(source: str, output: str, train_limit: int = 0, test_limit: int = 0, test_fraction: float = 0.2,
          shard_size: int = 5000, image_format: str = "PNG", mosaic_size: int = 96, mosaic_seed: int = 0,
          task: str = "classification") -> dict:

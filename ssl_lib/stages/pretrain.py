@@ -14,7 +14,7 @@ import os
 import subprocess
 import sys
 
-from .. import storage
+from .. import outlock, storage
 from ..config import load_config
 from ..engine.pytorchjob import OBJECT_STORAGE_SECRET, current_namespace
 from ..errors import ConfigError, DataError, SSLError
@@ -35,40 +35,49 @@ def run_key(config_text: str, dataset: str, nproc: int, num_workers: int = 1) ->
     return h.hexdigest()[:16]
 
 
+@outlock.writes("output")
 def pretrain(config: str, dataset: str, output: str, cfg_options: list[str] | None = None,
              work_dir: str = "", launcher: str = "local", nproc: int = 1, num_workers: int = 1,
              gpus_per_worker: int = 1, image: str = "", namespace: str = "",
              secret_env: str = OBJECT_STORAGE_SECRET, wait_timeout: int = 86400) -> dict:
+    from ..engine import validate
+    from ..engine.runner import final_checkpoint_name
+
     cfg_options = list(cfg_options or [])
     cfg = load_config(config, cfg_options)
+    # Every problem of the config, for the world size this launch will have, before the dataset is
+    # read, a work dir made or a job started.
+    validate.check(cfg, world_size=nproc if launcher == "local" else num_workers * max(gpus_per_worker, 1))
     text = cfg.pretty_text
     key = run_key(text, dataset, nproc, num_workers)
     work_dir = work_dir or storage.join(os.environ.get("SSL_WORK_ROOT", DEFAULT_WORK_ROOT), f"pretrain-{key}")
-    final = storage.join(work_dir, f"epoch_{int(cfg.runner.max_epochs)}.pth")
+    final = storage.join(work_dir, final_checkpoint_name(cfg))
     train_args = ["--config", str(config), "--dataset", dataset, "--work-dir", work_dir]
     if cfg_options:
         train_args += ["--cfg-options", *cfg_options]
 
-    if storage.exists(final):
-        print(f"pretrain: {final} exists, training already finished", flush=True)
-    elif launcher == "local":
-        _run_local(config, dataset, work_dir, cfg_options, train_args, nproc)
-    elif launcher == "pytorchjob":
-        from ..engine.pytorchjob import run_pytorchjob
+    # One training per work dir at a time: a second identical run waits, then finds it finished.
+    with outlock.hold(work_dir):
+        if storage.exists(final):
+            print(f"pretrain: {final} exists, training already finished", flush=True)
+        elif launcher == "local":
+            _run_local(config, dataset, work_dir, cfg_options, train_args, nproc)
+        elif launcher == "pytorchjob":
+            from ..engine.pytorchjob import run_pytorchjob
 
-        if not storage.is_s3(work_dir):
-            raise ConfigError(f"launcher=pytorchjob needs an s3:// work_dir (or SSL_WORK_ROOT), got {work_dir!r}")
-        # The replicas get the resolved config (overrides applied, no _base_) from the work dir:
-        # a config file on this pod's disk does not exist in theirs.
-        config_uri = storage.join(work_dir, "config.py")
-        storage.write_text(config_uri, text)
-        job_args = ["--config", config_uri, "--dataset", dataset, "--work-dir", work_dir]
-        run_pytorchjob(name=f"pretrain-{key}", namespace=namespace or current_namespace(), image=image,
-                       command=["python", "-m", "ssl_lib.engine.train", *job_args],
-                       num_workers=num_workers, gpus_per_worker=gpus_per_worker,
-                       secret_env=secret_env or None, wait_timeout=wait_timeout)
-    else:
-        raise ConfigError(f"unknown launcher {launcher!r}; use 'local' or 'pytorchjob'")
+            if not storage.is_s3(work_dir):
+                raise ConfigError(f"launcher=pytorchjob needs an s3:// work_dir (or SSL_WORK_ROOT), got {work_dir!r}")
+            # The replicas get the resolved config (overrides applied, no _base_) from the work dir:
+            # a config file on this pod's disk does not exist in theirs.
+            config_uri = storage.join(work_dir, "config.py")
+            storage.write_text(config_uri, text)
+            job_args = ["--config", config_uri, "--dataset", dataset, "--work-dir", work_dir]
+            run_pytorchjob(name=f"pretrain-{key}", namespace=namespace or current_namespace(), image=image,
+                           command=["python", "-m", "ssl_lib.engine.train", *job_args],
+                           num_workers=num_workers, gpus_per_worker=gpus_per_worker,
+                           secret_env=secret_env or None, wait_timeout=wait_timeout)
+        else:
+            raise ConfigError(f"unknown launcher {launcher!r}; use 'local' or 'pytorchjob'")
     if not storage.exists(final):
         raise SSLError(f"training ended without its final checkpoint {final}")
 

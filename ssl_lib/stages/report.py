@@ -10,7 +10,7 @@ import json
 import re
 import sys
 
-from .. import storage
+from .. import outlock, storage
 from ..benchmarks import tables
 from ..benchmarks.tables import SEED_LAYER_NAMES, pct
 from ..errors import DataError
@@ -187,6 +187,7 @@ def _sections(results: dict, model: str, plots: dict) -> list[str]:
     return md
 
 
+@outlock.writes("output", "history")
 def report(output: str, knn: str = "", svm: str = "", low_shot_svm: str = "", linear: str = "",
            fast_linear: str = "", semi: str = "", detection: str = "", segmentation: str = "", pretrain: str = "",
            dataset: str = "", voc_dataset: str = "", title: str = "SSL benchmark report", history: str = "") -> dict:

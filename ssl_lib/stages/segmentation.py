@@ -7,11 +7,12 @@ import argparse
 import json
 import sys
 
-from .. import storage
+from .. import outlock, storage
 from ..benchmarks.segmentation import PROTOCOL_LAYOUTS, run_segmentation
 from ._cli import require_gpus, run_cli
 
 
+@outlock.writes("output")
 def segmentation(dataset: str, backbone: str, output: str, protocol: str = "voc12aug", config: str = "",
                  iters: int = 0, image_size: int = 0, baseline: bool = True, gpus: int = 0,
                  cfg_options: list[str] | None = None) -> dict:

@@ -23,7 +23,7 @@ import time
 import numpy as np
 import torch
 
-from .. import storage
+from .. import outlock, storage
 from ..benchmarks.features import DEFAULT_EVAL_PIPELINE, load_backbone
 from ..benchmarks.semi import LabelledImages, balanced_subset, per_class_count, run_grid, split_names, subset_from_list
 from ..config import load_config
@@ -116,6 +116,7 @@ def _pipelines(cfg, meta: dict, crop_scale, first_image) -> tuple[list, list]:
     return list(train), list(test)
 
 
+@outlock.writes("output")
 def semi(dataset: str, backbone: str, output: str, fractions: list[float] | None = None,
          lrs: list[float] | None = None, head_lr_mults: list[float] | None = None, epochs: int | None = None,
          subset_files: dict | list[str] | None = None, config: str = "", cfg_options: list[str] | None = None,

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 
-from .. import storage
+from .. import outlock, storage
 
 
+@outlock.writes("output")
 def skip(output: str, protocol: str, metrics_path: str = "") -> dict:
     metrics = {"protocol": protocol, "skipped": True}
     with storage.publish_dir(output) as staging:

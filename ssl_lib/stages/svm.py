@@ -12,13 +12,14 @@ import time
 
 import numpy as np
 
-from .. import storage
+from .. import outlock, storage
 from ..benchmarks.features import FeatureSet, load_feature_set
 from ..benchmarks.svm import SEED_COSTS, SolverStats, train_svm_voc07
 from ..errors import ConfigError, DataError
 from ._cli import run_cli
 
 
+@outlock.writes("output")
 def svm(features: str, output: str, layers: list[str] | None = None, costs: list[float] | None = None,
         folds: int = 3, device: str | None = None) -> dict:
     costs = [float(c) for c in (costs or SEED_COSTS)]

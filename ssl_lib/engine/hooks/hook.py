@@ -22,10 +22,14 @@ class Hook:
     """Base hook; the runner calls each method at the point its name says, hooks in priority order.
 
     A hook whose state must survive a restart returns it from `state_dict()`; each rank's state is
-    saved in the checkpoint and handed back to `load_state_dict` on resume.
+    saved in the checkpoint and handed back to `load_state_dict` on resume. A hook that adds buffers
+    to the model registers them in `setup`, before the checkpoint is loaded into the model. The
+    `val` events frame an evaluation (the workflow's 'val' phase, run by EvalHook).
     """
 
     priority = "NORMAL"
+
+    def setup(self, runner) -> None: ...
 
     def before_run(self, runner) -> None: ...
 
@@ -38,6 +42,14 @@ class Hook:
     def before_train_iter(self, runner) -> None: ...
 
     def after_train_iter(self, runner) -> None: ...
+
+    def before_val_epoch(self, runner) -> None: ...
+
+    def after_val_epoch(self, runner) -> None: ...
+
+    def metrics(self) -> dict:
+        """Figures this hook adds to train_metrics.json."""
+        return {}
 
     def state_dict(self) -> dict:
         return {}
