@@ -78,7 +78,7 @@ def test_one_pass_gives_every_layer_and_the_baselines_and_knn_reads_the_cache(fm
 
 
 def test_bad_layers_and_inputs_are_named(fmnist_tiny, tiny_backbone, tmp_path):
-    with pytest.raises(ConfigError, match="layers must be among"):
+    with pytest.raises(ConfigError, match="layers of a ResNet backbone must be among"):
         features(fmnist_tiny, tiny_backbone, str(tmp_path / "f"), layers=["feat6"])
     with pytest.raises(DataError, match="run the extract stage first"):
         features(fmnist_tiny, str(tmp_path / "no-backbone"), str(tmp_path / "f"))

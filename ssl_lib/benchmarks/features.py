@@ -3,7 +3,9 @@
 Layers as the seed names them: feat1..feat5 are the stem and the four ResNet stages, each
 adaptive-average-pooled to the seed's MultiPooling sizes (12, 6, 4, 3, 2) and flattened (9216 /
 9216 / 8192 / 9216 / 8192 dims for ResNet-50, the SVM protocol's features); avgpool is the global
-average of the last stage. Raw pixels are the baseline that needs no network.
+average of the last stage. A vision transformer gives avgpool = its CLS token after the final norm
+and patch_mean = the mean of its patch tokens, as the seed's ViT linear protocol reads them. Raw pixels
+are the baseline that needs no network.
 
 The artifact (stage `features`): `features.json`, `<split>.<model>.<layer>.npy` (float32, N x D) and
 `<split>.labels.npy` (int64 class indices, or int8 N x C of 1 / -1 / 0 for a multi-label dataset,
@@ -28,7 +30,18 @@ from ..registry import BACKBONES, DATASETS, build
 DEFAULT_EVAL_PIPELINE = [dict(type="ToTensor"), dict(type="Normalize", mean=[0.5] * 3, std=[0.5] * 3)]
 RAW_PIXELS_MAX_SIDE = 32  # larger images are area-averaged down first: 224 px ImageNet would be 150k dims
 LAYERS = ("feat1", "feat2", "feat3", "feat4", "feat5", "avgpool")
-POOL_SIZES = {"feat1": 12, "feat2": 6, "feat3": 4, "feat4": 3, "feat5": 2, "avgpool": 1}  # the seed's MultiPooling
+VIT_LAYERS = ("avgpool", "patch_mean")
+POOL_SIZES = {"feat1": 12, "feat2": 6, "feat3": 4, "feat4": 3, "feat5": 2, "avgpool": 1,  # the seed's MultiPooling
+              "patch_mean": 1}
+
+
+def is_vit(backbone_cfg: dict) -> bool:
+    return backbone_cfg.get("type") == "VisionTransformer"
+
+
+def layers_of(backbone_cfg: dict) -> tuple[str, ...]:
+    """The layer names the features of this backbone can be taken from."""
+    return VIT_LAYERS if is_vit(backbone_cfg) else LAYERS
 
 
 def load_backbone_meta(weights: str) -> dict:
@@ -42,7 +55,10 @@ def build_backbone(backbone_cfg: dict, state_dict: dict | None = None, seed: int
     """The backbone of `backbone_cfg`, with `state_dict` loaded, or at a seeded random init."""
     import ssl_lib.models  # noqa: F401  (registers backbones)
 
-    cfg = dict(backbone_cfg, out_indices=(0, 1, 2, 3, 4), frozen_stages=-1)
+    if is_vit(backbone_cfg):  # the last block's [patch tokens, CLS token]
+        cfg = dict(backbone_cfg, out_indices=(-1,), frozen_stages=-1, output_cls_token=True, init_cfg=None)
+    else:
+        cfg = dict(backbone_cfg, out_indices=(0, 1, 2, 3, 4), frozen_stages=-1)
     if cfg.get("norm_cfg", {}).get("type") in ("SyncBN", "SplitBN"):
         cfg["norm_cfg"] = dict(type="BN")  # both are plain BN in eval mode, and evaluation is single-process
     torch.manual_seed(seed)
@@ -75,8 +91,12 @@ def raw_pixels(img: torch.Tensor) -> torch.Tensor:
     return img.flatten(1)
 
 
-def pool_layer(feats: tuple[torch.Tensor, ...], name: str) -> torch.Tensor:
-    """Layer `name` of the backbone's five outputs, pooled to its POOL_SIZES side and flattened."""
+def pool_layer(feats: tuple, name: str) -> torch.Tensor:
+    """Layer `name` of the backbone's five outputs, pooled to its POOL_SIZES side and flattened; of a
+    vision transformer's last [patch tokens, CLS token], the CLS token (avgpool) or the patch mean."""
+    if isinstance(feats[-1], (list, tuple)):
+        patches, cls = feats[-1]
+        return cls if name == "avgpool" else patches.mean(dim=(2, 3))
     idx = 4 if name == "avgpool" else int(name.removeprefix("feat")) - 1
     return torch.flatten(torch.nn.functional.adaptive_avg_pool2d(feats[idx], POOL_SIZES[name]), 1)
 

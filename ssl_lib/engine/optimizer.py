@@ -1,4 +1,5 @@
-"""Optimizers (torch.optim's and LARS, with the seed's `paramwise_options`) and the optimizer step of
+"""Optimizers (torch.optim's and LARS, with the seed's `paramwise_options` and, for fine-tuning a ViT,
+its layer-wise lr decay `constructor='TransformerFinetuneConstructor'`) and the optimizer step of
 the seed's `optimizer_config` and `fp16` settings: gradient clipping, gradient accumulation
 (`update_interval`), layers frozen for their first iterations (`frozen_layers_cfg`), and mixed
 precision with a loss scaler."""
@@ -80,14 +81,79 @@ def param_groups(model: torch.nn.Module, defaults: dict, paramwise_options: dict
     return groups
 
 
+CONSTRUCTORS = ("DefaultOptimizerConstructor", "TransformerFinetuneConstructor")
+_VIT_BLOCK = re.compile(r"(?:^|\.)blocks\.(\d+)\.")
+_VIT_EMBED = re.compile(r"(?:^|\.)(cls_token|pos_embed|mask_token)$|(?:^|\.)patch_embed\.")
+_NO_DECAY_TOKENS = ("pos_embed", "cls_token", "mask_token")
+
+
+def vit_layer_id(name: str, num_layers: int) -> int:
+    """BEiT's / MAE's layer of a ViT parameter: 0 for the embeddings (cls token, position embedding,
+    patch embedding, mask token), i + 1 for blocks.i, num_layers + 1 for the rest (final norm, head)."""
+    block = _VIT_BLOCK.search(name)
+    if block:
+        return int(block.group(1)) + 1
+    return 0 if _VIT_EMBED.search(name) else num_layers + 1
+
+
+def layer_decay_groups(model: torch.nn.Module, defaults: dict, layer_decay: float, model_type: str) -> list[dict]:
+    """The seed's TransformerFinetuneConstructor: one group per trainable parameter with lr scaled by
+    layer_decay ** (num_layers + 1 - layer_id), so the head learns at the full lr and the patch
+    embedding at the smallest; no weight decay on 1-d tensors (norms, biases) and on the position
+    embedding, cls and mask tokens."""
+    if model_type != "vit":
+        raise ConfigError(f"optimizer.model_type {model_type!r}: layer-wise lr decay is implemented for 'vit' only")
+    if not 0 < layer_decay <= 1:
+        raise ConfigError(f"optimizer.layer_decay must be in (0, 1], got {layer_decay}")
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    blocks = [int(m.group(1)) for n, _ in named if (m := _VIT_BLOCK.search(n))]
+    if not blocks:
+        raise ConfigError("optimizer.layer_decay: the model has no trainable 'blocks.<i>.' parameters (not a ViT?)")
+    num_layers = max(blocks) + 1
+    groups = []
+    for name, param in named:
+        layer_id = vit_layer_id(name, num_layers)
+        scale = layer_decay ** (num_layers + 1 - layer_id)
+        no_decay = param.ndim == 1 or name.endswith(_NO_DECAY_TOKENS)
+        groups.append({"params": [param], "name": name, "layer_id": layer_id, "lr_scale": scale,
+                       "lr": defaults["lr"] * scale,
+                       "weight_decay": 0.0 if no_decay else defaults.get("weight_decay", 0.0)})
+    return groups
+
+
+def _apply_paramwise(groups: list[dict], defaults: dict, paramwise_options: dict) -> None:
+    """Override each group (named) with every `paramwise_options` entry whose regex its name matches."""
+    for group in groups:
+        for pattern, options in paramwise_options.items():
+            if re.search(pattern, group["name"]):
+                for key, value in options.items():
+                    if key.endswith("_mult"):
+                        key = key[:-len("_mult")]
+                        if key not in defaults:
+                            raise ConfigError(f"optimizer.paramwise_options[{pattern!r}]: {key}_mult needs "
+                                              f"optimizer.{key}")
+                        value = group.get(key, defaults[key]) * value
+                    group[key] = value
+
+
 def build_optimizer(cfg: dict, model: torch.nn.Module) -> torch.optim.Optimizer:
     cfg = dict(cfg)
     name = cfg.pop("type", "SGD")
     paramwise = cfg.pop("paramwise_options", None)
+    constructor = cfg.pop("constructor", "DefaultOptimizerConstructor")
+    if constructor not in CONSTRUCTORS:
+        raise ConfigError(f"optimizer.constructor {constructor!r} is not one of {', '.join(CONSTRUCTORS)}")
+    layer_decay, model_type = cfg.pop("layer_decay", None), cfg.pop("model_type", None)
+    if (constructor == "TransformerFinetuneConstructor") != (layer_decay is not None):
+        raise ConfigError("optimizer: constructor='TransformerFinetuneConstructor' and layer_decay go together "
+                          "(e.g. layer_decay=0.65, model_type='vit')")
     cls = OPTIMIZERS.get(name) or getattr(torch.optim, name, None)
     if not (isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer)):
         raise ConfigError(f"optimizer.type {name!r} is neither a torch.optim optimizer nor one of {sorted(OPTIMIZERS)}")
-    if paramwise:
+    if layer_decay is not None:
+        params = layer_decay_groups(model, cfg, layer_decay, model_type or "vit")
+        _apply_paramwise(params, cfg, paramwise or {})
+    elif paramwise:
         params = param_groups(model, cfg, paramwise)
     else:
         params = [p for p in model.parameters() if p.requires_grad]

@@ -28,7 +28,7 @@ from ..models.clustering import CLUSTERINGS
 from .hooks import PRIORITIES, Hook, get_priority
 from .hooks.deepcluster_hook import EXTRACTOR_KEYS
 from .hooks.eval_hook import EVALUATION_KEYS, check_workflow, has_val_phase
-from .optimizer import _HOOK_KEYS, OPTIMIZER_HOOKS, OPTIMIZERS
+from .optimizer import _HOOK_KEYS, CONSTRUCTORS, OPTIMIZER_HOOKS, OPTIMIZERS
 from .runner import RUNNERS
 
 # Top-level keys the engine reads.
@@ -360,7 +360,17 @@ def _optimizer_section(r: _Report, cfg: dict) -> None:
         r.add("optimizer.type", name,
               f"neither a torch.optim optimizer nor one of {sorted(OPTIMIZERS)}{_suggest(name, known)}")
         return
-    _signature(r, "optimizer", opt, cls, given=("params",), skip=("paramwise_options",))
+    _signature(r, "optimizer", opt, cls, given=("params",),
+               skip=("paramwise_options", "constructor", "layer_decay", "model_type"))
+    constructor = opt.get("constructor", "DefaultOptimizerConstructor")
+    if constructor not in CONSTRUCTORS:
+        r.add("optimizer.constructor", constructor, f"not an optimizer constructor{_suggest(constructor, CONSTRUCTORS)}")
+    elif (constructor == "TransformerFinetuneConstructor") != ("layer_decay" in opt):
+        r.add("optimizer.constructor", constructor, "TransformerFinetuneConstructor and optimizer.layer_decay go together")
+    if "layer_decay" in opt:
+        _number(r, "optimizer.layer_decay", opt["layer_decay"], "in (0, 1]", lambda v: 0 < v <= 1)
+    if opt.get("model_type", "vit") != "vit":
+        r.add("optimizer.model_type", opt["model_type"], "layer-wise lr decay knows 'vit' only")
     if "lr" in opt:
         _number(r, "optimizer.lr", opt["lr"], "> 0", lambda v: v > 0)
     if "weight_decay" in opt:

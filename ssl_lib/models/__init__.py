@@ -1,8 +1,9 @@
 """Models; importing this package registers every backbone, neck, head, memory and algorithm."""
-from . import algorithms, backbones, heads, losses, memories, necks, utils
+from . import algorithms, backbones, heads, losses, memories, necks, utils, vit
 from .algorithms import *  # noqa: F401,F403
 from .algorithms import BaseAlgorithm
 from .backbones import ResNet
+from .vit import VisionTransformer
 from .heads import *  # noqa: F401,F403
 from .memories import *  # noqa: F401,F403
 from .necks import *  # noqa: F401,F403
@@ -15,4 +16,4 @@ def build_algorithm(cfg: dict):
 
 
 __all__ = ["algorithms", "backbones", "heads", "losses", "memories", "necks", "utils", "BaseAlgorithm",
-           "ResNet", "build_algorithm", *algorithms.__all__, *heads.__all__, *memories.__all__, *necks.__all__]
+           "ResNet", "VisionTransformer", "build_algorithm", *algorithms.__all__, *heads.__all__, *memories.__all__, *necks.__all__]

@@ -91,3 +91,81 @@ def swav(scores1: torch.Tensor, scores2: torch.Tensor, q1: torch.Tensor, q2: tor
     """SwAV's swapped prediction for two views: view 1's code from view 2's scores and vice versa,
     averaged (Caron et al. 2020, eq. 1)."""
     return 0.5 * (swav_cross_entropy(q1, scores2, temperature) + swav_cross_entropy(q2, scores1, temperature))
+
+
+def dino(student_out, teacher_out, center: torch.Tensor, student_temp: float = 0.1,
+         teacher_temp: float = 0.04) -> torch.Tensor:
+    """DINO's self-distillation loss (Caron et al. 2021, eq. 3 and Algorithm 1).
+
+    student_out: the student's logits of every crop, a sequence of V [B, K] tensors (or a [V, B, K]
+    tensor), the global crops first; teacher_out: the teacher's logits of the global crops, a
+    sequence of G [B, K] tensors (G = 2 in the paper), in the same order, so that teacher crop i and
+    student crop i are the same view. center: [K] or [1, K].
+
+    P_t = softmax((t - center) / teacher_temp), without gradient (centering and sharpening);
+    log P_s = log_softmax(s / student_temp). The cross-entropy -sum_k P_t log P_s is averaged over the
+    batch for each pair (teacher crop i, student crop j) with j != i, then averaged over those
+    G * V - G pairs, as the paper's code does.
+    """
+    targets = [F.softmax((t - center) / teacher_temp, dim=-1).detach() for t in teacher_out]
+    log_probs = [F.log_softmax(s / student_temp, dim=-1) for s in student_out]
+    total, pairs = 0.0, 0
+    for i, q in enumerate(targets):
+        for j, log_p in enumerate(log_probs):
+            if j != i:
+                total = total + (-(q * log_p).sum(dim=-1)).mean()
+                pairs += 1
+    if not pairs:
+        raise ValueError(f"dino: no (teacher, student) pair of different crops among {len(targets)} teacher "
+                         f"and {len(log_probs)} student crops")
+    return total / pairs
+
+
+def vicreg(z1: torch.Tensor, z2: torch.Tensor, sim_coeff: float = 25.0, std_coeff: float = 25.0,
+           cov_coeff: float = 1.0) -> torch.Tensor:
+    """VICReg (Bardes, Ponce and LeCun 2022, eq. 1-6) on two views' embeddings [N, D], N >= 2:
+
+        sim_coeff * s(Z, Z') + std_coeff * (v(Z) + v(Z')) / 2 + cov_coeff * (c(Z) + c(Z'))
+
+    s: the mean squared error, (1 / (N D)) sum_{n,d} (z_nd - z'_nd)^2 (the authors' F.mse_loss);
+    v(Z) = (1 / D) sum_d max(0, 1 - sqrt(Var(z^d) + 1e-4)), gamma = 1, Var unbiased (N - 1);
+    c(Z) = (1 / D) sum_{i != j} C(Z)_ij^2, C(Z) = (Z - mean)^T (Z - mean) / (N - 1).
+    Eq. 6 weighs the variance terms by std_coeff each; the authors' code, which the published
+    coefficients 25 / 25 / 1 and results come from, averages the two branches (hence the / 2); we
+    follow the code. Give it the global batch under data parallelism (the authors gather with
+    gradients before computing the loss).
+    """
+    n, d = z1.shape
+    invariance = F.mse_loss(z1, z2)
+
+    def variance_and_covariance(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        z = z - z.mean(dim=0)
+        std = torch.sqrt(z.var(dim=0) + 1e-4)
+        cov = z.T @ z / (n - 1)
+        off_diag = cov.pow(2).sum() - torch.diagonal(cov).pow(2).sum()
+        return F.relu(1 - std).mean(), off_diag / d
+
+    v1, c1 = variance_and_covariance(z1)
+    v2, c2 = variance_and_covariance(z2)
+    return sim_coeff * invariance + std_coeff * (v1 + v2) / 2 + cov_coeff * (c1 + c2)
+
+
+def mae_reconstruction(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor, norm_pix: bool,
+                       eps: float = 1e-6) -> torch.Tensor:
+    """MAE's loss (He et al. 2022, sec. 3): the mean over removed patches (mask [N, L], 1 = removed) of
+    the per-patch mean squared error between pred and target [N, L, P]. With norm_pix each target
+    patch is first normalised by its own mean and (unbiased, as the authors' code) variance + eps."""
+    if norm_pix:
+        mean, var = target.mean(dim=-1, keepdim=True), target.var(dim=-1, keepdim=True)
+        target = (target - mean) / (var + eps) ** 0.5
+    per_patch = (pred - target).pow(2).mean(dim=-1)
+    return (per_patch * mask).sum() / mask.sum()
+
+
+def mocov3_contrastive(q: torch.Tensor, k: torch.Tensor, temperature: float, offset: int = 0) -> torch.Tensor:
+    """MoCo v3's loss (Chen, Xie and He 2021, Algorithm 1): q [N, D] this process's queries, k [M, D] the
+    keys of the whole global batch; query i's positive is key offset + i (offset = rank * N), the other
+    keys are its negatives. Cross-entropy of cosine similarities / temperature, times 2 * temperature."""
+    q, k = F.normalize(q, dim=1), F.normalize(k, dim=1)
+    labels = torch.arange(q.shape[0], device=q.device) + offset
+    return F.cross_entropy(q @ k.T / temperature, labels) * 2 * temperature

@@ -12,8 +12,8 @@ import sys
 import time
 
 from .. import outlock, storage
-from ..benchmarks.features import (LAYERS, POOL_SIZES, RAW_PIXELS_MAX_SIDE, build_backbone, eval_dataset,
-                                   extract_features, load_backbone, load_backbone_meta, write_feature_set)
+from ..benchmarks.features import (LAYERS, POOL_SIZES, RAW_PIXELS_MAX_SIDE, VIT_LAYERS, build_backbone, eval_dataset,
+                                   extract_features, layers_of, load_backbone, load_backbone_meta, write_feature_set)
 from ..data.sources import load_manifest
 from ..errors import ConfigError, DataError
 from ._cli import require_gpus, run_cli
@@ -24,16 +24,18 @@ SPLITS = ("train", "test")
 @outlock.writes("output")
 def features(dataset: str, backbone: str, output: str, layers: list[str] | None = None, baselines: bool = True,
              batch_size: int = 256, workers: int | None = None, gpus: int = 0) -> dict:
-    layers = list(layers or LAYERS)
-    unknown = [name for name in layers if name not in LAYERS]
-    if unknown or not layers:
-        raise ConfigError(f"features: layers must be among {list(LAYERS)}, got {layers}")
     require_gpus("features", gpus)
+    meta = load_backbone_meta(backbone)
+    known = layers_of(meta["backbone"])
+    layers = list(layers or known)
+    unknown = [name for name in layers if name not in known]
+    if unknown or not layers:
+        raise ConfigError(f"features: layers of a {meta['backbone'].get('type')} backbone must be among "
+                          f"{list(known)}, got {layers}")
     manifest = load_manifest(dataset)
     for split in SPLITS:
         if not manifest.get("counts", {}).get(split):
             raise DataError(f"dataset {dataset}: split '{split}' is empty; features need a train and a test split")
-    meta = load_backbone_meta(backbone)
     pipeline = meta.get("eval_pipeline")
     datasets = {split: eval_dataset(dataset, split, pipeline) for split in SPLITS}
 
@@ -70,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", required=True, help="prepared dataset folder or s3:// URI")
     p.add_argument("--backbone", required=True, help="extract stage output (backbone.pth + backbone.json)")
     p.add_argument("--output", required=True)
-    p.add_argument("--layers", nargs="+", default=None, help=f"any of {' '.join(LAYERS)} (default: all)")
+    p.add_argument("--layers", nargs="+", default=None, help=f"any of {' '.join(LAYERS)} (a ViT: {' '.join(VIT_LAYERS)}; default: all)")
     p.add_argument("--no-baselines", dest="baselines", action="store_false",
                    help="skip the random-init and raw-pixel baselines")
     p.add_argument("--batch-size", type=int, default=256)

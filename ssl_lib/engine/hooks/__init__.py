@@ -2,6 +2,7 @@
 re-clustering, queues, ...). Importing this package registers them in HOOKS."""
 from .deepcluster_hook import DeepClusterHook
 from .densecl_hook import DenseCLHook
+from .dino_hook import DINOHook
 from .ema_hook import EMAHook
 from .eval_hook import EvalHook
 from .hook import PRIORITIES, Hook, get_priority
@@ -12,4 +13,4 @@ from .simsiam_hook import SimSiamHook
 from .swav_hook import SwAVHook
 
 __all__ = ["PRIORITIES", "Hook", "get_priority", "MomentumUpdateHook", "DeepClusterHook", "ODCHook", "SimSiamHook",
-           "DenseCLHook", "SwAVHook", "EMAHook", "EvalHook", "LoggerHook", "TensorboardLoggerHook"]
+           "DenseCLHook", "SwAVHook", "EMAHook", "EvalHook", "LoggerHook", "TensorboardLoggerHook", "DINOHook"]

@@ -2,8 +2,12 @@
 Importing this package registers them in HEADS."""
 from .cls_head import ClsHead
 from .contrastive_head import ContrastiveHead
+from .dino_head import DINOHead
 from .latent_cross_correlation_head import LatentCrossCorrelationHead
 from .latent_pred_head import LatentPredictHead
+from .mae_head import MAEPretrainHead
+from .mocov3_head import MoCoV3Head
 from .swav_head import SwAVHead
+from .vicreg_head import VICRegHead
 
-__all__ = ["ClsHead", "ContrastiveHead", "LatentCrossCorrelationHead", "LatentPredictHead", "SwAVHead"]
+__all__ = ["ClsHead", "ContrastiveHead", "LatentCrossCorrelationHead", "LatentPredictHead", "SwAVHead", "DINOHead", "VICRegHead", "MAEPretrainHead", "MoCoV3Head"]

@@ -2,11 +2,13 @@
 head compares. Importing this package registers them in NECKS."""
 from .avgpool2d_neck import AvgPool2dNeck
 from .densecl_neck import DenseCLNeck
+from .dino_neck import DINONeck
 from .linear_neck import LinearNeck
+from .mae_neck import MAEPretrainDecoder
 from .mocov2_neck import MoCoV2Neck
 from .nonlinear_neck import NonLinearNeck
 from .odc_neck import ODCNeck
 from .relative_loc_neck import RelativeLocNeck
 from .swav_neck import SwAVNeck
 
-__all__ = ["AvgPool2dNeck", "ODCNeck", "RelativeLocNeck", "LinearNeck", "MoCoV2Neck", "NonLinearNeck", "DenseCLNeck", "SwAVNeck"]
+__all__ = ["AvgPool2dNeck", "ODCNeck", "RelativeLocNeck", "LinearNeck", "MoCoV2Neck", "NonLinearNeck", "DenseCLNeck", "SwAVNeck", "DINONeck", "MAEPretrainDecoder"]
