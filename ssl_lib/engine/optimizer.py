@@ -122,7 +122,9 @@ def layer_decay_groups(model: torch.nn.Module, defaults: dict, layer_decay: floa
 
 
 def _apply_paramwise(groups: list[dict], defaults: dict, paramwise_options: dict) -> None:
-    """Override each group (named) with every `paramwise_options` entry whose regex its name matches."""
+    """Override each group (named) with every `paramwise_options` entry whose regex its name matches;
+    unlike `param_groups` (the seed's: a `_mult` of the optimizer's value), a `_mult` here scales the
+    group's own value, the lr already scaled for its layer."""
     for group in groups:
         for pattern, options in paramwise_options.items():
             if re.search(pattern, group["name"]):

@@ -29,6 +29,13 @@ class BaseAlgorithm(nn.Module):
                               f"{out[-1]} ({backbone.get('type')} out_indices={list(getattr(self.backbone, 'out_indices', []))}); "
                               f"set model.neck.in_channels={out[-1]}")
 
+    def check_neck_feeds_head(self) -> None:
+        """For heads that read the neck's embeddings: their widths must agree."""
+        out, want = getattr(self.neck, "out_channels", None), getattr(self.head, "in_channels", None)
+        if out is not None and want is not None and want != out:
+            raise ConfigError(f"model.head.in_channels={want} does not match the neck's output width {out}; "
+                              f"set model.head.in_channels={out}")
+
     def check_data(self, num_samples: int, global_batch: int, num_views: int | None) -> None:
         """Called by the runner before training: refuse data this algorithm cannot train on."""
         if self.num_views is not None and num_views is not None and num_views != self.num_views:

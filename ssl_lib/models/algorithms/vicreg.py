@@ -21,10 +21,7 @@ class VICReg(BaseAlgorithm):
 
     def __init__(self, backbone: dict, neck: dict, head: dict):
         super().__init__(backbone, neck, head)
-        out, want = getattr(self.neck, "out_channels", None), getattr(self.head, "in_channels", None)
-        if out is not None and want is not None and want != out:
-            raise ConfigError(f"model.head.in_channels={want} does not match the neck's output width {out}; "
-                              f"set model.head.in_channels={out}")
+        self.check_neck_feeds_head()
 
     def check_data(self, num_samples: int, global_batch: int, num_views: int | None) -> None:
         super().check_data(num_samples, global_batch, num_views)
