@@ -11,6 +11,7 @@ def report(dataset: Input[Dataset], report_dir: Output[Artifact], markdown: Outp
            knn_result: Optional[Input[Artifact]] = None, svm_result: Optional[Input[Artifact]] = None,
            low_shot_svm_result: Optional[Input[Artifact]] = None, linear_result: Optional[Input[Artifact]] = None,
            fast_linear_result: Optional[Input[Artifact]] = None, semi_result: Optional[Input[Artifact]] = None,
+           finetune_result: Optional[Input[Artifact]] = None,
            detection_result: Optional[Input[Artifact]] = None, segmentation_result: Optional[Input[Artifact]] = None,
            voc_dataset: Optional[Input[Dataset]] = None, checkpoint: Optional[Input[Model]] = None,
            history: str = ""):
@@ -25,6 +26,7 @@ def report(dataset: Input[Dataset], report_dir: Output[Artifact], markdown: Outp
     path = lambda artifact: artifact.path if artifact is not None else ""  # noqa: E731
     run(output=report_dir.path, knn=path(knn_result), svm=path(svm_result), low_shot_svm=path(low_shot_svm_result),
         linear=path(linear_result), fast_linear=path(fast_linear_result), semi=path(semi_result),
+        finetune=path(finetune_result),
         detection=path(detection_result), segmentation=path(segmentation_result),
         pretrain=path(checkpoint), dataset=dataset.path, voc_dataset=path(voc_dataset), history=history)
     shutil.copyfile(f"{report_dir.path}/report.md", markdown.path)

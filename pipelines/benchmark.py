@@ -3,7 +3,7 @@
 A prepared dataset (the `dataset` artifact of the prep stage, as a URI) and either a training
 checkpoint (a `checkpoint.pth` file or a pretrain artifact folder: backbone extraction runs first) or
 backbone weights (an extract artifact folder: used as they are) come in through importers; then
-the benchmark stages (pipelines/dag.py: features, kNN, the SVMs, linear, fast linear, semi-supervised,
+the benchmark stages (pipelines/dag.py: features, kNN, the SVMs, linear, fast linear, semi-supervised, fine-tuning,
 detection, segmentation)
 and the report. Given both URIs, the checkpoint wins. A checkpoint URI may
 also be a training work dir: its newest epoch_N.pth is evaluated. A checkpoint from elsewhere (an
@@ -23,7 +23,7 @@ from ssl_lib.stages.plan import PROTOCOLS
 
 @dsl.pipeline(name="ssl-benchmark",
               description="Every benchmark (kNN, VOC07 SVM, low-shot SVM, linear, fast linear, "
-                          "semi-supervised, detection, segmentation) and the report of a checkpoint or "
+                          "semi-supervised, fine-tuning, detection, segmentation) and the report of a checkpoint or "
                           "backbone weights.")
 def benchmark(
     dataset_uri: str,
@@ -48,6 +48,10 @@ def benchmark(
     semi_config: str = SEMI_CONFIG,
     semi_epochs: int = 0,
     semi_fractions: list = [0.01, 0.1],
+    finetune_config: str = "",
+    finetune_epochs: int = 0,
+    finetune_train_limit: int = 0,
+    finetune_baseline: bool = False,
     detseg_source: str = "fashion-mnist-mosaic",
     detseg_train_limit: int = 0,
     detseg_test_limit: int = 0,

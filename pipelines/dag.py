@@ -2,6 +2,7 @@
 component, each switched on or off by the run's `benchmarks` list, then the report."""
 from components.detection import detection
 from components.fast_linear import fast_linear
+from components.finetune import finetune
 from components.features import features
 from components.knn import knn
 from components.linear import linear
@@ -23,6 +24,7 @@ SEMI_CONFIG = "benchmarks/classification/fmnist/resnet18-w16_semi_1xb64-steplr-2
 # the pipeline parameters `evaluate` reads; both pipelines declare them all
 EVALUATE_PARAMS = ("benchmarks", "knn_ks", "knn_gpus", "features_gpus", "eval_gpus", "low_shot_ks", "low_shot_samples",
                    "low_shot_layers", "linear_config", "linear_epochs", "semi_config", "semi_epochs", "semi_fractions",
+                   "finetune_config", "finetune_epochs", "finetune_train_limit", "finetune_baseline",
                    "detseg_source", "detseg_train_limit", "detseg_test_limit", "detseg_mosaic_size", "detseg_gpus",
                    "detection_protocol", "detection_config", "detection_iters", "segmentation_protocol",
                    "segmentation_config", "segmentation_iters", "history_uri")
@@ -35,7 +37,7 @@ def evaluate_params(pipeline_args: dict) -> dict:
 
 def evaluate(dataset, voc_dataset, backbone, params: dict, checkpoint=None):
     """Every benchmark of `backbone` and the report; returns the report task. `dataset` is the
-    single-label data (kNN, linear, fast linear, semi-supervised), `voc_dataset` the multi-label
+    single-label data (kNN, linear, fast linear, semi-supervised, fine-tuning), `voc_dataset` the multi-label
     data of the SVM protocols; the detection and segmentation data are prepared here, when one of
     the two runs. `params` holds the pipeline parameters the stages take."""
     planned = plan_benchmarks(benchmarks=params["benchmarks"])
@@ -63,6 +65,10 @@ def evaluate(dataset, voc_dataset, backbone, params: dict, checkpoint=None):
         "semi": on_gpus(semi(dataset=dataset, backbone=backbone, enabled=switch["semi"],
                              config=params["semi_config"], epochs=params["semi_epochs"],
                              fractions=params["semi_fractions"], gpus=eval_gpus), eval_gpus),
+        "finetune": on_gpus(finetune(dataset=dataset, backbone=backbone, enabled=switch["finetune"],
+                                     config=params["finetune_config"], epochs=params["finetune_epochs"],
+                                     train_limit=params["finetune_train_limit"], baseline=params["finetune_baseline"],
+                                     gpus=eval_gpus), eval_gpus),
         "detection": on_gpus(detection(dataset=detseg_data, backbone=backbone, enabled=switch["detection"],
                                        protocol=params["detection_protocol"], config=params["detection_config"],
                                        iters=params["detection_iters"], gpus=detseg_gpus), detseg_gpus),

@@ -17,7 +17,7 @@ DEFAULT_CONFIG = "selfsup/rotation_pred/rotation-pred_resnet18-w16_1xb64-steplr-
 
 @dsl.pipeline(name="ssl-pretrain-and-benchmark",
               description="Self-supervised pretraining, backbone extraction and the seed's classification "
-                          "benchmarks (kNN, VOC07 SVM, low-shot SVM, linear, fast linear, semi-supervised), "
+                          "benchmarks (kNN, VOC07 SVM, low-shot SVM, linear, fast linear, semi-supervised, fine-tuning), "
                           "detection and segmentation, with a report.")
 def pretrain_and_benchmark(
     source: str = "fashion-mnist",
@@ -46,6 +46,10 @@ def pretrain_and_benchmark(
     semi_config: str = SEMI_CONFIG,
     semi_epochs: int = 0,
     semi_fractions: list = [0.01, 0.1],
+    finetune_config: str = "",
+    finetune_epochs: int = 0,
+    finetune_train_limit: int = 0,
+    finetune_baseline: bool = False,
     detseg_source: str = "fashion-mnist-mosaic",
     detseg_train_limit: int = 0,
     detseg_test_limit: int = 0,

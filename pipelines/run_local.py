@@ -82,10 +82,10 @@ class StageProgress:
 
 
 # Where `make run` departs from the pipeline's defaults to stay within 10 minutes on 2 cores (the
-# VOC data's size is a flag above); `--set low_shot_samples=5 low_shot_layers=[] semi_epochs=0`
-# gives the seed's settings back (0: the config's epochs).
+# VOC data's size is a flag above); `--set low_shot_samples=5 low_shot_layers=[] semi_epochs=0
+# finetune_epochs=0 finetune_train_limit=0` gives the seed's settings back (0: the config's epochs, all images).
 LOCAL_DEFAULTS = {"low_shot_samples": 2, "low_shot_layers": ["avgpool"], "semi_epochs": 1, "detseg_train_limit": 200,
-                  "detseg_test_limit": 100, "detseg_mosaic_size": 64}
+                  "detseg_test_limit": 100, "detseg_mosaic_size": 64, "finetune_epochs": 1, "finetune_train_limit": 2000}
 
 
 def _parse_set(items: list[str]) -> dict:

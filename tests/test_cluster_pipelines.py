@@ -403,8 +403,8 @@ def test_the_same_arguments_give_the_same_keys(full_pipeline):
     assert rerun(full_pipeline, {"knn_ks": [10, 20, 100, 200]}) == []
 
 
-BENCHMARK_STAGES = ["detection", "fast-linear", "features", "features-2", "knn", "linear", "low-shot-svm", "report",
-                    "segmentation", "semi", "svm"]
+BENCHMARK_STAGES = ["detection", "fast-linear", "features", "features-2", "finetune", "knn", "linear", "low-shot-svm",
+                    "report", "segmentation", "semi", "svm"]
 
 
 @pytest.mark.parametrize("change", [{"config": "selfsup/mocov2/other.py"}, {"cfg_options": ["runner.max_epochs=1"]},
@@ -418,7 +418,9 @@ def test_a_pretrain_parameter_reruns_pretrain_and_what_follows_but_not_prep(full
     ({"low_shot_ks": [1, 96]}, ["low-shot-svm"]), ({"low_shot_samples": 3}, ["low-shot-svm"]),
     ({"linear_epochs": 90}, ["linear"]), ({"linear_config": "benchmarks/classification/other.py"}, ["linear"]),
     ({"semi_config": "benchmarks/classification/other.py"}, ["semi"]), ({"semi_epochs": 20}, ["semi"]), ({"semi_fractions": [0.01]}, ["semi"]),
-    ({"eval_gpus": 1}, ["linear", "semi"]),
+    ({"finetune_config": "benchmarks/classification/other.py"}, ["finetune"]), ({"finetune_epochs": 100}, ["finetune"]),
+    ({"finetune_train_limit": 500}, ["finetune"]), ({"finetune_baseline": True}, ["finetune"]),
+    ({"eval_gpus": 1}, ["finetune", "linear", "semi"]),
     ({"detection_protocol": "coco"}, ["detection"]), ({"detection_iters": 100}, ["detection"]),
     ({"detection_config": "benchmarks/mmdetection/other.py"}, ["detection"]),
     ({"segmentation_protocol": "cityscapes"}, ["segmentation"]), ({"segmentation_iters": 100}, ["segmentation"]),
@@ -436,10 +438,12 @@ def test_switching_a_benchmark_off_or_on_reruns_only_that_stage_and_the_report(f
     assert rerun(full_pipeline, {"benchmarks": everything}, {"benchmarks": without_semi}) == [
         "plan-benchmarks", "report", "semi"]
     # the last reader of a feature pass gone: the pass is skipped too
-    assert rerun(full_pipeline, {"benchmarks": ["knn", "linear", "fast_linear", "semi", "detection", "segmentation"]}) == [
+    assert rerun(full_pipeline, {"benchmarks": ["knn", "linear", "fast_linear", "semi", "finetune", "detection",
+                                                "segmentation"]}) == [
         "features-2", "low-shot-svm", "plan-benchmarks", "report", "svm"]
     # neither detection nor segmentation: their data is not prepared either
-    assert rerun(full_pipeline, {"benchmarks": ["knn", "svm", "low_shot_svm", "linear", "fast_linear", "semi"]}) == [
+    assert rerun(full_pipeline, {"benchmarks": ["knn", "svm", "low_shot_svm", "linear", "fast_linear", "semi",
+                                                "finetune"]}) == [
         "detection", "plan-benchmarks", "prep-3", "report", "segmentation"]
 
 
@@ -470,15 +474,15 @@ def test_a_new_training_image_digest_reruns_pretrain_and_what_follows(full_pipel
 
 def test_the_benchmark_pipeline_extracts_a_checkpoint_or_takes_weights_then_runs_every_benchmark():
     spec, _ = documents(COMPILED / "benchmark.yaml")
-    stages = ["detection", "fast-linear", "features", "features-2", "knn", "linear", "low-shot-svm", "plan-benchmarks",
-              "prep-2", "report", "segmentation", "semi", "svm"]
-    from_backbone = ["detection-2", "fast-linear-2", "features-3", "features-4", "knn-2", "linear-2", "low-shot-svm-2",
-                     "plan-benchmarks-2", "prep-3", "report-2", "segmentation-2", "semi-2", "svm-2"]
+    stages = ["detection", "fast-linear", "features", "features-2", "finetune", "knn", "linear", "low-shot-svm",
+              "plan-benchmarks", "prep-2", "report", "segmentation", "semi", "svm"]
+    from_backbone = ["detection-2", "fast-linear-2", "features-3", "features-4", "finetune-2", "knn-2", "linear-2",
+                     "low-shot-svm-2", "plan-benchmarks-2", "prep-3", "report-2", "segmentation-2", "semi-2", "svm-2"]
     assert sorted(t for t, _ in container_tasks(spec)) == sorted(
         ["prep"] + [f"condition-branches-1/condition-2/{t}" for t in ["extract"] + stages]
         + [f"condition-branches-1/condition-3/{t}" for t in from_backbone])
     from_checkpoint = spec["components"]["comp-condition-2"]["dag"]["tasks"]
-    for task in ("features", "features-2", "linear", "semi", "detection", "segmentation"):
+    for task in ("features", "features-2", "linear", "semi", "finetune", "detection", "segmentation"):
         assert from_checkpoint[task]["inputs"]["artifacts"]["backbone"]["taskOutputArtifact"]["producerTask"] == "extract"
     for branch, report in (("comp-condition-2", "report"), ("comp-condition-3", "report-2")):
         assert "checkpoint" not in spec["components"][branch]["dag"]["tasks"][report]["inputs"]["artifacts"]

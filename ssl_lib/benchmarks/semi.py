@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader
 from .. import storage
 from ..data.sources import load_manifest
 from ..errors import ConfigError, DataError
+from .features import DEFAULT_EVAL_PIPELINE
 
 
 def per_class_count(num_images: int, num_classes: int, fraction: float) -> int:
@@ -104,6 +105,21 @@ def subset_from_list(names: list[str], uri: str, split: str = "train") -> np.nda
         raise DataError(f"semi: {uri} names {len(missing)} image(s) that the {split} split does not have: "
                         f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
     return np.unique(np.array(chosen, dtype=np.int64))
+
+
+def default_pipelines(cfg, meta: dict, crop_scale, first_image) -> tuple[list, list]:
+    """The config's pipelines; without them the backbone's eval pipeline for test and, for
+    training, RandomResizedCrop (to its CenterCrop size, else its Resize size, else the images'
+    size) + flip before the eval pipeline's tensor steps."""
+    test = cfg.get("test_pipeline") or meta.get("eval_pipeline") or DEFAULT_EVAL_PIPELINE
+    train = cfg.get("train_pipeline")
+    if train is None:
+        size = (next((t["size"] for t in test if t["type"] == "CenterCrop"), None)
+                or next((t["size"] for t in test if t["type"] == "Resize" and isinstance(t["size"], int)), None)
+                or max(first_image().size))
+        train = [dict(type="RandomResizedCrop", size=size, scale=tuple(crop_scale)),
+                 dict(type="RandomHorizontalFlip")] + [t for t in test if t["type"] not in ("Resize", "CenterCrop")]
+    return list(train), list(test)
 
 
 class LabelledImages:

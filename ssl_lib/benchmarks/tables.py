@@ -93,6 +93,17 @@ def semi_table(model: str, semi: dict) -> str:
     return "\n".join(lines)
 
 
+def finetune_table(model: str, ft: dict) -> str:
+    """The seed's MIM table shape (Backbone | Fine-tuning Top-1 | config), a row per backbone init."""
+    lines = _header(["Model", "Fine-tuning config", "Epochs", "Top-1 (%)", "Top-5 (%)"], numeric_from=2)
+    config = ft.get("config", "").rsplit("/", 1)[-1].removesuffix(".py")
+    for name, res in (("pretrained", ft["pretrained"]), ("random_init", ft.get("baseline"))):
+        if res:
+            lines.append(_row([model if name == "pretrained" else ROW_NAMES.get(name, name), config,
+                               res["epochs_run"], pct(res["top1"]), pct(res["top5"])]))
+    return "\n".join(lines)
+
+
 # The seed's detection / segmentation table columns (metrics key, column), per benchmark; values in %.
 DETSEG_COLUMNS = {
     "voc0712": [("mAP", "mAP"), ("AP50", "AP50")],
@@ -158,6 +169,11 @@ def summary_rows(results: dict) -> list[tuple[str, str, str, str]]:
             b = res["best"]
             rows.append((f"semi-supervised {100 * float(fraction):g}%",
                          f"top-1 %, lr {b['lr']:g} head x{b['head_lr_mult']:g}", pct(b["top1"]), ""))
+    ft = results.get("finetune")
+    if ft:
+        base = ft.get("baseline")
+        rows.append(("fine-tuning", f"top-1 %, {ft['epochs']} epochs, {ft['num_train']} images", pct(ft["top1"]),
+                     f"random init {pct(base['top1'])}" if base else ""))
     for protocol in ("detection", "segmentation"):
         res = results.get(protocol)
         if res:
@@ -238,6 +254,17 @@ def plot_semi(semi: dict, path) -> None:
         ax.set_xticks(range(len(grid)), [f"{g['lr']:g}\nx{g['head_lr_mult']:g}" for g in grid], fontsize=7)
     ax.set_xlabel("lr, head lr multiplier")
     ax.set_ylabel("top-1 (%)")
+    _save(plt, fig, ax, path)
+
+
+def plot_finetune(ft: dict, path) -> None:
+    """Training loss per epoch, pretrained beside random init."""
+    plt, fig, ax = _figure()
+    for name, res in (("pretrained", ft["pretrained"]), ("random_init", ft.get("baseline"))):
+        if res:
+            ax.plot(range(1, len(res["train_loss"]) + 1), res["train_loss"], marker="o", label=ROW_NAMES.get(name, name))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("training loss (mixed, smoothed targets)")
     _save(plt, fig, ax, path)
 
 

@@ -15,7 +15,8 @@ from ..errors import ConfigError
 from ..registry import PIPELINES, build
 
 for _cls in (T.RandomResizedCrop, T.ColorJitter, T.RandomGrayscale, T.RandomHorizontalFlip,
-             T.ToTensor, T.Normalize, T.Resize, T.CenterCrop, T.RandomCrop, T.RandomRotation):
+             T.ToTensor, T.Normalize, T.Resize, T.CenterCrop, T.RandomCrop, T.RandomRotation,
+             T.RandAugment, T.RandomErasing):  # the last two: the fine-tuning recipes (RandomErasing on tensors)
     PIPELINES.register_module(module=_cls)
 
 

@@ -84,7 +84,11 @@ def param_groups(model: torch.nn.Module, defaults: dict, paramwise_options: dict
 CONSTRUCTORS = ("DefaultOptimizerConstructor", "TransformerFinetuneConstructor")
 _VIT_BLOCK = re.compile(r"(?:^|\.)blocks\.(\d+)\.")
 _VIT_EMBED = re.compile(r"(?:^|\.)(cls_token|pos_embed|mask_token)$|(?:^|\.)patch_embed\.")
-_NO_DECAY_TOKENS = ("pos_embed", "cls_token", "mask_token")
+_NO_DECAY_TOKENS = ("pos_embed", "cls_token", "mask_token", "relative_position_bias_table")
+_SWIN_BLOCK = re.compile(r"(?:^|\.)layers\.(\d+)\.blocks\.(\d+)\.")
+_SWIN_DOWN = re.compile(r"(?:^|\.)layers\.(\d+)\.downsample\.")
+_SWIN_EMBED = re.compile(r"(?:^|\.)(mask_token|absolute_pos_embed)$|(?:^|\.)patch_embed\.")
+MODEL_TYPES = ("vit", "swin")
 
 
 def vit_layer_id(name: str, num_layers: int) -> int:
@@ -96,23 +100,52 @@ def vit_layer_id(name: str, num_layers: int) -> int:
     return 0 if _VIT_EMBED.search(name) else num_layers + 1
 
 
+def swin_layer_id(name: str, depths: list[int]) -> int:
+    """SimMIM's layer of a Swin parameter: 0 for the patch embedding and mask token, sum(depths[:i]) + j + 1
+    for layers.i.blocks.j, sum(depths) + 1 for the rest (final norm, head). A patch merging counts as the
+    last block before it (timm places stage i's merging at its start, SimMIM's Swin at the end of i - 1)."""
+    block = _SWIN_BLOCK.search(name)
+    if block:
+        return sum(depths[:int(block.group(1))]) + int(block.group(2)) + 1
+    down = _SWIN_DOWN.search(name)
+    if down:
+        return sum(depths[:int(down.group(1))])
+    return 0 if _SWIN_EMBED.search(name) else sum(depths) + 1
+
+
+def _layer_ids(named: list[tuple[str, torch.Tensor]], model_type: str) -> tuple[list[int], int]:
+    """Each parameter's layer id and the number of layers (the head's id is that + 1)."""
+    if model_type == "vit":
+        blocks = [int(m.group(1)) for n, _ in named if (m := _VIT_BLOCK.search(n))]
+        if not blocks:
+            raise ConfigError("optimizer.layer_decay: the model has no trainable 'blocks.<i>.' parameters (not a ViT?)")
+        num_layers = max(blocks) + 1
+        return [vit_layer_id(n, num_layers) for n, _ in named], num_layers
+    depths: dict[int, int] = {}
+    for n, _ in named:
+        if m := _SWIN_BLOCK.search(n):
+            depths[int(m.group(1))] = max(depths.get(int(m.group(1)), 0), int(m.group(2)) + 1)
+    if not depths:
+        raise ConfigError("optimizer.layer_decay: the model has no trainable 'layers.<i>.blocks.<j>.' parameters "
+                          "(not a Swin?)")
+    per_stage = [depths.get(i, 0) for i in range(max(depths) + 1)]
+    return [swin_layer_id(n, per_stage) for n, _ in named], sum(per_stage)
+
+
 def layer_decay_groups(model: torch.nn.Module, defaults: dict, layer_decay: float, model_type: str) -> list[dict]:
     """The seed's TransformerFinetuneConstructor: one group per trainable parameter with lr scaled by
     layer_decay ** (num_layers + 1 - layer_id), so the head learns at the full lr and the patch
     embedding at the smallest; no weight decay on 1-d tensors (norms, biases) and on the position
     embedding, cls and mask tokens."""
-    if model_type != "vit":
-        raise ConfigError(f"optimizer.model_type {model_type!r}: layer-wise lr decay is implemented for 'vit' only")
+    if model_type not in MODEL_TYPES:
+        raise ConfigError(f"optimizer.model_type {model_type!r}: layer-wise lr decay is implemented for "
+                          f"{' and '.join(map(repr, MODEL_TYPES))}")
     if not 0 < layer_decay <= 1:
         raise ConfigError(f"optimizer.layer_decay must be in (0, 1], got {layer_decay}")
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    blocks = [int(m.group(1)) for n, _ in named if (m := _VIT_BLOCK.search(n))]
-    if not blocks:
-        raise ConfigError("optimizer.layer_decay: the model has no trainable 'blocks.<i>.' parameters (not a ViT?)")
-    num_layers = max(blocks) + 1
+    layer_ids, num_layers = _layer_ids(named, model_type)
     groups = []
-    for name, param in named:
-        layer_id = vit_layer_id(name, num_layers)
+    for (name, param), layer_id in zip(named, layer_ids):
         scale = layer_decay ** (num_layers + 1 - layer_id)
         no_decay = param.ndim == 1 or name.endswith(_NO_DECAY_TOKENS)
         groups.append({"params": [param], "name": name, "layer_id": layer_id, "lr_scale": scale,

@@ -28,7 +28,7 @@ from ..models.clustering import CLUSTERINGS
 from .hooks import PRIORITIES, Hook, get_priority
 from .hooks.deepcluster_hook import EXTRACTOR_KEYS
 from .hooks.eval_hook import EVALUATION_KEYS, check_workflow, has_val_phase
-from .optimizer import _HOOK_KEYS, CONSTRUCTORS, OPTIMIZER_HOOKS, OPTIMIZERS
+from .optimizer import _HOOK_KEYS, CONSTRUCTORS, MODEL_TYPES, OPTIMIZER_HOOKS, OPTIMIZERS
 from .runner import RUNNERS
 
 # Top-level keys the engine reads.
@@ -369,8 +369,8 @@ def _optimizer_section(r: _Report, cfg: dict) -> None:
         r.add("optimizer.constructor", constructor, "TransformerFinetuneConstructor and optimizer.layer_decay go together")
     if "layer_decay" in opt:
         _number(r, "optimizer.layer_decay", opt["layer_decay"], "in (0, 1]", lambda v: 0 < v <= 1)
-    if opt.get("model_type", "vit") != "vit":
-        r.add("optimizer.model_type", opt["model_type"], "layer-wise lr decay knows 'vit' only")
+    if opt.get("model_type", "vit") not in MODEL_TYPES:
+        r.add("optimizer.model_type", opt["model_type"], f"layer-wise lr decay knows {', '.join(MODEL_TYPES)}")
     if "lr" in opt:
         _number(r, "optimizer.lr", opt["lr"], "> 0", lambda v: v > 0)
     if "weight_decay" in opt:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..errors import ConfigError
 
-PROTOCOLS = ("knn", "svm", "low_shot_svm", "linear", "fast_linear", "semi", "detection", "segmentation")
+PROTOCOLS = ("knn", "svm", "low_shot_svm", "linear", "fast_linear", "semi", "finetune", "detection", "segmentation")
 # feature passes and prepared datasets, and the protocols that read them
 FEATURE_READERS = {"features": ("knn", "fast_linear"), "voc_features": ("svm", "low_shot_svm"),
                    "detseg_data": ("detection", "segmentation")}

@@ -16,7 +16,7 @@ from ..benchmarks.tables import SEED_LAYER_NAMES, pct
 from ..errors import DataError
 from ._cli import run_cli
 
-PROTOCOLS = ("knn", "svm", "low_shot_svm", "linear", "fast_linear", "semi", "detection", "segmentation")
+PROTOCOLS = ("knn", "svm", "low_shot_svm", "linear", "fast_linear", "semi", "finetune", "detection", "segmentation")
 
 
 def _read_json(uri: str, what: str) -> dict:
@@ -176,6 +176,12 @@ def _sections(results: dict, model: str, plots: dict) -> list[str]:
                tables.semi_table(model, semi), ""]
         plots["semi.png"] = (tables.plot_semi, semi)
         md += ["![semi-supervised top-1 over the grid](semi.png)", ""]
+    ft = results.get("finetune")
+    if ft:
+        md += [f"## Fine-tuning (top-1 %), {ft['num_train']} train / {ft['num_test']} test images", "",
+               tables.finetune_table(model, ft), ""]
+        plots["finetune.png"] = (tables.plot_finetune, ft)
+        md += ["![fine-tuning loss per epoch](finetune.png)", ""]
     for protocol in ("detection", "segmentation"):
         res = results.get(protocol)
         if res:
@@ -189,10 +195,11 @@ def _sections(results: dict, model: str, plots: dict) -> list[str]:
 
 @outlock.writes("output", "history")
 def report(output: str, knn: str = "", svm: str = "", low_shot_svm: str = "", linear: str = "",
-           fast_linear: str = "", semi: str = "", detection: str = "", segmentation: str = "", pretrain: str = "",
+           fast_linear: str = "", semi: str = "", finetune: str = "", detection: str = "", segmentation: str = "",
+           pretrain: str = "",
            dataset: str = "", voc_dataset: str = "", title: str = "SSL benchmark report", history: str = "") -> dict:
     results = read_results(knn=knn, svm=svm, low_shot_svm=low_shot_svm, linear=linear, fast_linear=fast_linear,
-                           semi=semi, detection=detection, segmentation=segmentation)
+                           semi=semi, finetune=finetune, detection=detection, segmentation=segmentation)
     if not results:
         raise DataError("report: no benchmark results (every protocol was skipped or none was given)")
     pretrain_metrics = _read_json(storage.join(pretrain, "metrics.json"), "pretrain metrics") if pretrain else {}

@@ -24,8 +24,9 @@ import numpy as np
 import torch
 
 from .. import outlock, storage
-from ..benchmarks.features import DEFAULT_EVAL_PIPELINE, load_backbone
-from ..benchmarks.semi import LabelledImages, balanced_subset, per_class_count, run_grid, split_names, subset_from_list
+from ..benchmarks.features import load_backbone
+from ..benchmarks.semi import (LabelledImages, balanced_subset, default_pipelines, per_class_count, run_grid, split_names,
+                               subset_from_list)
 from ..config import load_config
 from ..data import ParquetDataset, SingleViewDataset
 from ..errors import ConfigError, DataError
@@ -103,19 +104,6 @@ def _subset_files(given, fractions: list[float]) -> dict[str, str]:
     return out
 
 
-def _pipelines(cfg, meta: dict, crop_scale, first_image) -> tuple[list, list]:
-    """The config's pipelines; without them the backbone's eval pipeline for test and, for
-    training, RandomResizedCrop (to its CenterCrop size, else the images' size) + flip before
-    the eval pipeline's tensor steps."""
-    test = cfg.get("test_pipeline") or meta.get("eval_pipeline") or DEFAULT_EVAL_PIPELINE
-    train = cfg.get("train_pipeline")
-    if train is None:
-        size = next((t["size"] for t in test if t["type"] == "CenterCrop"), None) or max(first_image().size)
-        train = [dict(type="RandomResizedCrop", size=size, scale=tuple(crop_scale)),
-                 dict(type="RandomHorizontalFlip")] + [t for t in test if t["type"] not in ("Resize", "CenterCrop")]
-    return list(train), list(test)
-
-
 @outlock.writes("output")
 def semi(dataset: str, backbone: str, output: str, fractions: list[float] | None = None,
          lrs: list[float] | None = None, head_lr_mults: list[float] | None = None, epochs: int | None = None,
@@ -137,7 +125,7 @@ def semi(dataset: str, backbone: str, output: str, fractions: list[float] | None
                           f"single-label classifier (use the svm or linear benchmarks for it)")
     if len(labels) == 0:
         raise DataError(f"semi: dataset {dataset} has an empty train split")
-    train_pipeline, test_pipeline = _pipelines(cfg.to_dict(), meta, s["crop_scale"], lambda: source.get_image(0))
+    train_pipeline, test_pipeline = default_pipelines(cfg.to_dict(), meta, s["crop_scale"], lambda: source.get_image(0))
     test_ds = SingleViewDataset(data_source=dict(type="ParquetShards", root=dataset, split="test"),
                                 pipeline=test_pipeline)
     if len(test_ds) == 0:
