@@ -186,3 +186,29 @@ def test_every_fine_tuning_recipe_loads_and_builds_its_optimizer(name):
         model = ft.FineTuneModel(_tiny_vit().backbone, 32, 10, **{k: v for k, v in cfg.model.head.items()
                                                                     if k in ("pool", "fc_norm", "init_std")})
         assert len(build_optimizer(recipe["optimizer_cfg"], model).param_groups) > 1
+
+
+def test_a_swin_backbone_fine_tunes_with_simmims_layer_decay(fmnist_tiny, tmp_path, monkeypatch):
+    from ssl_lib.stages.extract import extract
+    from ssl_lib.stages.finetune import finetune
+
+    tiny_simmim = str(Path(__file__).parent / "configs" / "simmim_swin-d16-w4-p4_1xb16-coslr-2e_fmnist.py")
+    torch.manual_seed(0)
+    torch.save({"state_dict": build_algorithm(load_config(tiny_simmim).model).state_dict()}, tmp_path / "m.pth")
+    extract(str(tmp_path / "m.pth"), str(tmp_path / "backbone"), config=tiny_simmim)
+    groups = []
+    real = ft.build_optimizer
+
+    def spy(cfg, model):
+        opt = real(cfg, model)
+        groups.extend(opt.param_groups)
+        return opt
+
+    monkeypatch.setattr(ft, "build_optimizer", spy)
+    out = finetune(fmnist_tiny, str(tmp_path / "backbone"), str(tmp_path / "ft"), epochs=1, train_limit=20,
+                   cfg_options=["data.samples_per_gpu=10"])
+    assert out["config"].endswith("swin_ft-1xb64-coslr-10e_fmnist.py") and 0 <= out["top1"] <= 1
+    scale = {g["name"]: g["lr_scale"] for g in groups}
+    top = max(g["layer_id"] for g in groups)
+    assert scale["head.weight"] == 1.0 and {g["layer_id"] for g in groups} == set(range(top + 1))
+    assert scale["backbone.patch_embed.proj.weight"] == pytest.approx(0.9 ** top)

@@ -29,12 +29,12 @@ def test_pipeline_runs_end_to_end_through_kfp_local_and_second_run_is_cached(tmp
     # one progress line per stage on the terminal, the stages' own logs in the file it names
     assert "Executing task" not in first.stdout and "epoch [1]" not in first.stdout
     for stage in ("prep", "pretrain", "extract", "features", "knn", "svm", "low-shot-svm", "linear", "fast-linear",
-                  "semi", "prep-3", "detection", "segmentation", "report"):
+                  "semi", "finetune", "prep-3", "detection", "segmentation", "report"):
         assert re.search(rf"^  {stage} +success +[\d.]+ s$", first.stdout, re.M), stage
     log = Path(next(line for line in first.stdout.splitlines() if line.startswith("log:")).split()[1])
     assert "Executing task" in log.read_text()
     for row in ("kNN (k=20)", "VOC07 SVM", "low-shot SVM (k=1)", "low-shot SVM (k=2)", "linear (seed protocol)",
-                "fast linear (cached)", "semi-supervised 20%", "detection (voc0712)", "segmentation (voc12aug)"):
+                "fast linear (cached)", "semi-supervised 20%", "fine-tuning", "detection (voc0712)", "segmentation (voc12aug)"):
         assert row in first.stdout, row
     report_line = next(line for line in first.stdout.splitlines() if line.startswith("report:"))
     report_md = Path(report_line.split(maxsplit=1)[1])
@@ -48,11 +48,14 @@ def test_pipeline_runs_end_to_end_through_kfp_local_and_second_run_is_cached(tmp
     assert "| raw pixels |" in md and "| Model | Best Layer | SVM | k=1 | k=2 |" in md
     assert "| Model | Feature1 | Feature2 | Feature3 | Feature4 | Feature5 | AvgPool |" in md
     assert "Top-1 (%)" in md and set(metrics) >= {"knn", "svm", "low_shot_svm", "linear", "fast_linear", "semi",
-                                                  "detection", "segmentation"}
+                                                  "finetune", "detection", "segmentation"}
+    # make run's trim: one epoch (of the CNN recipe) on at most 2000 images, here all 64
+    assert metrics["finetune"]["epochs"] == 1 and metrics["finetune"]["num_train"] == 64
+    assert metrics["finetune"]["config"].endswith("resnet_ft-1xb64-coslr-10e_fmnist.py")
     assert "| Model | Config | mAP | AP50 |" in md and "| Model | Config | mIOU |" in md
     assert metrics["detection"]["iters"] == 2 and set(metrics["detection"]["results"]) == {"pretrained", "random_init"}
     assert metrics["voc_dataset"]["multi_label"] and metrics["voc_dataset"]["counts"] == {"train": 80, "test": 40}
-    for plot in ("knn.png", "low_shot.png", "linear.png", "semi.png"):
+    for plot in ("knn.png", "low_shot.png", "linear.png", "semi.png", "finetune.png"):
         assert (report_md.parent / plot).stat().st_size > 0 and f"({plot})" in md
     assert "<td>raw pixels</td>" in (report_md.parent / "report.html").read_text()
     run_dir = report_md.parents[2]  # <root>/<run>/report/report_dir/report.md
@@ -83,8 +86,8 @@ def test_compiled_pipeline_loads_back_with_its_stages(tmp_path):
     spec = next(yaml.safe_load_all(path.read_text()))  # the second document is the platform (Kubernetes) spec
     tasks = spec["root"]["dag"]["tasks"]
     assert set(tasks) == {"prep", "prep-2", "prep-3", "pretrain", "extract", "plan-benchmarks", "features", "features-2",
-                          "knn", "svm", "low-shot-svm", "linear", "fast-linear", "semi", "detection", "segmentation",
-                          "report"}
+                          "knn", "svm", "low-shot-svm", "linear", "fast-linear", "semi", "finetune", "detection",
+                          "segmentation", "report"}
     assert tasks["knn"]["dependentTasks"] == ["features", "plan-benchmarks"]
     assert tasks["features-2"]["inputs"]["artifacts"]["dataset"]["taskOutputArtifact"]["producerTask"] == "prep-2"
     for name in ("svm", "low-shot-svm"):

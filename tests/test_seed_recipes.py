@@ -28,12 +28,15 @@ SEED_RECIPES = [
     "relative_loc/relative-loc_resnet50_8xb64-steplr-70e_in1k.py",
     "rotation_pred/rotation-pred_resnet50_8xb16-steplr-70e_in1k.py",
     "mae/mae_vit-base-p16_8xb512-coslr-400e_in1k.py",
+    "simmim/simmim_swin-base_16xb128-coslr-100e_in1k-192.py",
     "mocov3/mocov3_vit-small-p16_32xb128-fp16-coslr-300e_in1k.py",
     "dino/dino_resnet50_8xb64-mcrop-2-6-coslr-100e_in1k.py",
+    "dino/dino_vit-small-p16_16xb64-mcrop-2-6-coslr-100e_in1k.py",
     "vicreg/vicreg_resnet50_8xb64-coslr-100e_in1k.py",
+    "cae/cae_vit-base-p16_16xb128-coslr-300e_in1k.py",
 ]
 FMNIST_RECIPES = sorted(str(p.relative_to(CONFIGS)) for p in CONFIGS.glob("*/*_fmnist.py"))
-NAME = re.compile(r"^[a-z0-9-]+_(resnet\d+(-w\d+)?|vit-[a-z0-9-]+)_\d+xb\d+-[a-z0-9-]+-\d+(e|it)_(in1k|fmnist)[a-z0-9-]*\.py$")
+NAME = re.compile(r"^[a-z0-9-]+_(resnet\d+(-w\d+)?|vit-[a-z0-9-]+|swin-[a-z0-9-]+)_\d+xb\d+-[a-z0-9-]+-\d+(e|it)_(in1k|fmnist)[a-z0-9-]*\.py$")
 
 
 def _depth(path: Path) -> int:

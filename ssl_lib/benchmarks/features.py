@@ -31,17 +31,27 @@ DEFAULT_EVAL_PIPELINE = [dict(type="ToTensor"), dict(type="Normalize", mean=[0.5
 RAW_PIXELS_MAX_SIDE = 32  # larger images are area-averaged down first: 224 px ImageNet would be 150k dims
 LAYERS = ("feat1", "feat2", "feat3", "feat4", "feat5", "avgpool")
 VIT_LAYERS = ("avgpool", "patch_mean")
+SWIN_LAYERS = ("avgpool",)
 POOL_SIZES = {"feat1": 12, "feat2": 6, "feat3": 4, "feat4": 3, "feat5": 2, "avgpool": 1,  # the seed's MultiPooling
               "patch_mean": 1}
 
 
 def is_vit(backbone_cfg: dict) -> bool:
-    return backbone_cfg.get("type") == "VisionTransformer"
+    """A VisionTransformer or a backbone built on it (CAE's CAEViT)."""
+    import ssl_lib.models  # noqa: F401  (registers backbones)
+    from ..models.vit import VisionTransformer
+
+    cls = BACKBONES.module_dict.get(backbone_cfg.get("type"))
+    return isinstance(cls, type) and issubclass(cls, VisionTransformer)
+
+
+def is_swin(backbone_cfg: dict) -> bool:
+    return backbone_cfg.get("type") == "SwinTransformer"
 
 
 def layers_of(backbone_cfg: dict) -> tuple[str, ...]:
     """The layer names the features of this backbone can be taken from."""
-    return VIT_LAYERS if is_vit(backbone_cfg) else LAYERS
+    return VIT_LAYERS if is_vit(backbone_cfg) else SWIN_LAYERS if is_swin(backbone_cfg) else LAYERS
 
 
 def load_backbone_meta(weights: str) -> dict:
@@ -57,6 +67,8 @@ def build_backbone(backbone_cfg: dict, state_dict: dict | None = None, seed: int
 
     if is_vit(backbone_cfg):  # the last block's [patch tokens, CLS token]
         cfg = dict(backbone_cfg, out_indices=(-1,), frozen_stages=-1, output_cls_token=True, init_cfg=None)
+    elif is_swin(backbone_cfg):  # the last stage's map, after the final norm
+        cfg = dict(backbone_cfg, out_indices=(-1,), frozen_stages=-1, init_cfg=None)
     else:
         cfg = dict(backbone_cfg, out_indices=(0, 1, 2, 3, 4), frozen_stages=-1)
     if cfg.get("norm_cfg", {}).get("type") in ("SyncBN", "SplitBN"):
@@ -97,7 +109,7 @@ def pool_layer(feats: tuple, name: str) -> torch.Tensor:
     if isinstance(feats[-1], (list, tuple)):
         patches, cls = feats[-1]
         return cls if name == "avgpool" else patches.mean(dim=(2, 3))
-    idx = 4 if name == "avgpool" else int(name.removeprefix("feat")) - 1
+    idx = len(feats) - 1 if name == "avgpool" else int(name.removeprefix("feat")) - 1
     return torch.flatten(torch.nn.functional.adaptive_avg_pool2d(feats[idx], POOL_SIZES[name]), 1)
 
 

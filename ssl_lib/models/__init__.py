@@ -4,6 +4,8 @@ from .algorithms import *  # noqa: F401,F403
 from .algorithms import BaseAlgorithm
 from .backbones import ResNet
 from .vit import VisionTransformer
+from .cae_vit import CAEViT
+from .swin import SwinTransformer
 from .heads import *  # noqa: F401,F403
 from .memories import *  # noqa: F401,F403
 from .necks import *  # noqa: F401,F403

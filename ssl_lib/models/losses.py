@@ -169,3 +169,23 @@ def mocov3_contrastive(q: torch.Tensor, k: torch.Tensor, temperature: float, off
     q, k = F.normalize(q, dim=1), F.normalize(k, dim=1)
     labels = torch.arange(q.shape[0], device=q.device) + offset
     return F.cross_entropy(q @ k.T / temperature, labels) * 2 * temperature
+
+
+def simmim_reconstruction(x: torch.Tensor, x_rec: torch.Tensor, mask: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """SimMIM's loss (Xie et al. 2022, eq. 1): the L1 distance between the image x and its reconstruction
+    x_rec [N, C, H, W] on masked pixels only (mask [N, H, W], 1 = masked), averaged over the masked pixels
+    and the channels; eps keeps a batch without masked pixels finite, as the authors' code."""
+    mask = mask.to(x.dtype).unsqueeze(1)
+    per_pixel = F.l1_loss(x_rec, x, reduction="none")
+    return (per_pixel * mask).sum() / (mask.sum() + eps) / x.shape[1]
+
+
+def cae_loss(logits: torch.Tensor, target: torch.Tensor, latent_pred: torch.Tensor, latent_target: torch.Tensor,
+             lambd: float = 2.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """CAE's two losses (Chen et al. 2022, eq. 3): (reconstruction, alignment).
+
+    reconstruction: the cross-entropy of the decoder's logits [..., K] against the tokenizer's token
+    ids [...] of the masked patches, averaged over them; alignment: lambd times the mean squared error
+    between the regressor's latents and the teacher's [..., C], the target without gradient."""
+    main = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1))
+    return main, lambd * F.mse_loss(latent_pred, latent_target.detach())

@@ -23,21 +23,21 @@ import torch
 
 from .. import outlock, storage
 from ..benchmarks import finetune as ft
-from ..benchmarks.features import build_backbone, load_backbone
+from ..benchmarks.features import build_backbone, is_swin, is_vit, load_backbone
 from ..benchmarks.semi import LabelledImages, balanced_subset, default_pipelines
 from ..config import load_config
 from ..data import ParquetDataset, SingleViewDataset
 from ..errors import ConfigError, DataError
 from ._cli import require_gpus, run_cli
 
-CPU_CONFIGS = {"VisionTransformer": "benchmarks/classification/fmnist/vit_ft-1xb64-coslr-10e_fmnist.py",
-               "SwinTransformer": "benchmarks/classification/fmnist/swin_ft-1xb64-coslr-10e_fmnist.py"}
+VIT_CONFIG = "benchmarks/classification/fmnist/vit_ft-1xb64-coslr-10e_fmnist.py"
+SWIN_CONFIG = "benchmarks/classification/fmnist/swin_ft-1xb64-coslr-10e_fmnist.py"
 CNN_CONFIG = "benchmarks/classification/fmnist/resnet_ft-1xb64-coslr-10e_fmnist.py"
 REQUIRED = ("optimizer", "lr_config", "runner", "data")
 
 
 def default_config(backbone_cfg: dict) -> str:
-    return CPU_CONFIGS.get(backbone_cfg.get("type"), CNN_CONFIG)
+    return VIT_CONFIG if is_vit(backbone_cfg) else SWIN_CONFIG if is_swin(backbone_cfg) else CNN_CONFIG
 
 
 def _recipe(cfg, epochs: int | None) -> dict:
