@@ -74,7 +74,8 @@ def test_maps_of_the_wrong_width_are_refused_naming_the_layer():
 
 
 def test_every_shipped_linear_config_loads_and_builds_its_heads():
-    configs = sorted(p for p in CLASSIFICATION.rglob("*.py") if "_base_" not in p.parts and "semi" not in p.name)
+    configs = sorted(p for p in CLASSIFICATION.rglob("*.py") if "_base_" not in p.parts and "semi" not in p.name
+               and "_ft-" not in p.name)  # the fine-tuning recipes: tests/test_finetune.py
     names = {p.relative_to(CLASSIFICATION).as_posix() for p in configs}
     assert {"imagenet/resnet50_mhead_8xb32-steplr-90e_in1k.py", "imagenet/resnet50_8xb32-steplr-100e_in1k.py",
             "imagenet/resnet50_8xb32-coslr-100e_in1k.py", "places205/resnet50_mhead_8xb32-steplr-28e_places205.py",

@@ -50,3 +50,22 @@ def test_features_of_a_vit_are_its_cls_token_and_patch_mean_and_knn_reads_them(f
     assert set(result["results"]) == {"pretrained", "random_init", "raw_pixels"}
     with pytest.raises(ConfigError, match="VisionTransformer backbone must be among"):
         features(fmnist_tiny, backbone, str(tmp_path / "f2"), layers=["feat5"])
+
+
+def test_the_linear_protocol_trains_heads_on_a_vits_cls_token_and_patch_mean(fmnist_tiny, vit_backbone, tmp_path):
+    from ssl_lib.benchmarks.linear import TokenClsHeads
+    from ssl_lib.stages.linear import linear
+
+    backbone, model = vit_backbone
+    out = linear(fmnist_tiny, backbone, str(tmp_path / "linear"), epochs=1,
+                 cfg_options=["data.samples_per_gpu=16", "data.train_limit=0"])
+    assert set(out["heads"]) == {"avgpool", "patch_mean"} and out["dims"] == {"avgpool": 32, "patch_mean": 32}
+    state = torch.load(tmp_path / "linear" / "heads.pth", weights_only=True)
+    assert state["fcs.avgpool.weight"].shape == (10, 32) and "norms.patch_mean.running_mean" in state
+    # each head reads its own input: the CLS token and the patch mean of the backbone's last block
+    head = TokenClsHeads(32, 10, ("avgpool", "patch_mean")).eval()
+    patches, cls = torch.randn(2, 32, 2, 2), torch.randn(2, 32)
+    logits = head(([patches, cls],))
+    torch.testing.assert_close(logits["avgpool"], head.fcs["avgpool"](head.norms["avgpool"](cls)))
+    torch.testing.assert_close(logits["patch_mean"],
+                               head.fcs["patch_mean"](head.norms["patch_mean"](patches.mean(dim=(2, 3)))))

@@ -158,6 +158,45 @@ def build_head(head_cfg: dict, channels: Sequence[int], num_classes: int) -> Mul
     return head
 
 
+class TokenClsHeads(nn.Module):
+    """Linear heads of a transformer backbone's last output, as the ViT linear protocols read it (MoCo v3's
+    on the CLS token, MAE's with BN without affine before the FC): a ViT's CLS token ("avgpool") and mean of
+    patch tokens ("patch_mean"); a single feature map (Swin) by its global average ("avgpool"). Each head:
+    BatchNorm1d without affine, Linear (normal std 0.01, bias 0). forward(outputs) -> {name: logits}."""
+
+    def __init__(self, dim: int, num_classes: int, names: Sequence[str], norm_momentum: float = 0.1):
+        super().__init__()
+        self.names = list(names)
+        self.dims = {name: dim for name in self.names}
+        self.norms = nn.ModuleDict({n: nn.BatchNorm1d(dim, momentum=norm_momentum, affine=False) for n in self.names})
+        self.fcs = nn.ModuleDict({n: nn.Linear(dim, num_classes) for n in self.names})
+        for fc in self.fcs.values():
+            nn.init.normal_(fc.weight, std=0.01)
+            nn.init.zeros_(fc.bias)
+
+    def forward(self, outputs: Sequence) -> dict[str, torch.Tensor]:
+        last = outputs[-1]
+        if isinstance(last, (list, tuple)):
+            patches, cls = last
+            feats = {"avgpool": cls, "patch_mean": patches.mean(dim=(2, 3))}
+        else:
+            feats = {"avgpool": last.mean(dim=(2, 3))}
+        return {n: self.fcs[n](self.norms[n](feats[n])) for n in self.names}
+
+
+def token_heads(head_cfg: dict, outputs: Sequence, num_classes: int) -> TokenClsHeads:
+    """The heads for a transformer's outputs; the config's head keeps only its norm momentum and class count
+    (its MultiClsHead / ClsHead layer choice is for ResNets)."""
+    given = head_cfg.get("num_classes")
+    if given is not None and int(given) != num_classes:
+        raise ConfigError(f"model.head.num_classes is {given} but the dataset has {num_classes} classes")
+    momentum = float((head_cfg.get("norm_cfg") or {}).get("momentum", 0.1))
+    last = outputs[-1]
+    if isinstance(last, (list, tuple)):
+        return TokenClsHeads(int(last[1].shape[-1]), num_classes, ("avgpool", "patch_mean"), momentum)
+    return TokenClsHeads(int(last.shape[1]), num_classes, ("avgpool",), momentum)
+
+
 def topk_correct(logits: torch.Tensor, labels: torch.Tensor, ks: Sequence[int] = (1, 5)) -> list[int]:
     """How many rows have their label among the top k logits, for each k (k capped at the classes)."""
     top = logits.topk(min(max(ks), logits.shape[1]), dim=1).indices

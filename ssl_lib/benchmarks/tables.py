@@ -6,7 +6,7 @@ from __future__ import annotations
 ROW_NAMES = {"pretrained": "pretrained backbone", "random_init": "same backbone, random init",
              "raw_pixels": "raw pixels"}
 SEED_LAYER_NAMES = {"feat1": "Feature1", "feat2": "Feature2", "feat3": "Feature3", "feat4": "Feature4",
-                    "feat5": "Feature5", "avgpool": "AvgPool"}
+                    "feat5": "Feature5", "avgpool": "AvgPool", "patch_mean": "PatchMean"}
 
 
 def pct(x) -> str:

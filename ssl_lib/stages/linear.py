@@ -19,8 +19,8 @@ import torch
 from torch.utils.data import Subset
 
 from .. import outlock, storage
-from ..benchmarks.features import load_backbone, load_backbone_meta
-from ..benchmarks.linear import build_head, train_linear
+from ..benchmarks.features import is_swin, is_vit, load_backbone, load_backbone_meta
+from ..benchmarks.linear import build_head, token_heads, train_linear
 from ..config import load_config
 from ..data.sources import balanced_first, load_manifest
 from ..errors import ConfigError, DataError
@@ -88,11 +88,14 @@ def linear(dataset: str, backbone: str, output: str, config: str = DEFAULT_CONFI
     model = load_backbone(backbone)[0].eval()
     with torch.no_grad():
         maps = model(test_ds[0]["img"][None])
-    if len(maps) != 5:
+    torch.manual_seed(seed)
+    if is_vit(meta["backbone"]) or is_swin(meta["backbone"]):  # CLS token / patch mean, or the last map's mean
+        head = token_heads(cfg.model.head.to_dict(), maps, len(classes))
+    elif len(maps) != 5:
         raise ConfigError(f"backbone {backbone} gives {len(maps)} feature maps; the linear heads need 5 "
                           f"(stem + 4 stages)")
-    torch.manual_seed(seed)
-    head = build_head(cfg.model.head.to_dict(), [m.shape[1] for m in maps], len(classes))
+    else:
+        head = build_head(cfg.model.head.to_dict(), [m.shape[1] for m in maps], len(classes))
     batch_size = int(data.samples_per_gpu) * int(data.get("recipe_gpus", 1))
     device = "cuda" if torch.cuda.is_available() else "cpu"
     if workers is None:
