@@ -2,17 +2,16 @@
 the seed's backbone interface and SimMIM's masked forward (the seed's SimMIMSwinTransformer)."""
 from __future__ import annotations
 
-import io
 from typing import Sequence
 
 import torch
-from timm.models.swin_transformer import SwinTransformer as TimmSwin
 import torch.nn.functional as F
+from timm.models.swin_transformer import SwinTransformer as TimmSwin
 from torch import nn
 
-from .. import storage
 from ..errors import ConfigError, DataError
 from ..registry import BACKBONES
+from .vit import read_pretrained
 
 ARCHS = {  # Liu et al. 2021, table 1 (Swin-T / S / B)
     "tiny": dict(embed_dims=96, depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24)),
@@ -105,23 +104,7 @@ class SwinTransformer(TimmSwin):
         self._freeze_stages()
 
     def _load_pretrained(self, init_cfg: dict) -> None:
-        cfg = dict(init_cfg)
-        if cfg.pop("type", None) != "Pretrained" or "checkpoint" not in cfg:
-            raise ConfigError(f"SwinTransformer init_cfg {init_cfg!r}: only dict(type='Pretrained', "
-                              f"checkpoint=<path or s3:// URI>) is supported")
-        uri = cfg["checkpoint"]
-        if not storage.exists(uri):
-            raise DataError(f"SwinTransformer pretrained checkpoint not found: {uri}")
-        try:
-            state = torch.load(io.BytesIO(storage.read_bytes(uri)), map_location="cpu", weights_only=True)
-        except Exception as err:  # weights_only refuses anything but tensors and plain containers
-            raise DataError(f"{uri} is not a loadable state dict (weights_only=True): {err}") from err
-        state = state.get("state_dict", state.get("model", state)) if isinstance(state, dict) else state
-        if not isinstance(state, dict):
-            raise DataError(f"{uri} holds a {type(state).__name__}, not a state dict")
-        state = {k.removeprefix("module."): v for k, v in state.items()}
-        if any(k.startswith("backbone.") for k in state):
-            state = {k.removeprefix("backbone."): v for k, v in state.items() if k.startswith("backbone.")}
+        uri, state = read_pretrained(init_cfg, "SwinTransformer")
         # older timm versions saved the index and mask buffers that are now rebuilt from the shapes
         drop = ("head.",) if self.mask_token is not None else ("head.", "mask_token")
         state = {k: v for k, v in state.items() if not k.startswith(drop)

@@ -64,6 +64,30 @@ def _arch(arch: str | dict) -> dict:
     return dict(arch)
 
 
+def read_pretrained(init_cfg: dict, owner: str) -> tuple[str, dict]:
+    """(uri, state dict) of `init_cfg=dict(type='Pretrained', checkpoint=<path or s3:// URI>)`, read with
+    weights_only; a training checkpoint's `state_dict` / `model` entry, `module.` and (when present) the
+    `backbone.` prefix taken off. Errors name the file."""
+    cfg = dict(init_cfg)
+    if cfg.pop("type", None) != "Pretrained" or "checkpoint" not in cfg:
+        raise ConfigError(f"{owner} init_cfg {init_cfg!r}: only dict(type='Pretrained', "
+                          f"checkpoint=<path or s3:// URI>) is supported")
+    uri = cfg["checkpoint"]
+    if not storage.exists(uri):
+        raise DataError(f"{owner} pretrained checkpoint not found: {uri}")
+    try:
+        state = torch.load(io.BytesIO(storage.read_bytes(uri)), map_location="cpu", weights_only=True)
+    except Exception as err:  # weights_only refuses anything but tensors and plain containers
+        raise DataError(f"{uri} is not a loadable state dict (weights_only=True): {err}") from err
+    state = state.get("state_dict", state.get("model", state)) if isinstance(state, dict) else state
+    if not isinstance(state, dict):
+        raise DataError(f"{uri} holds a {type(state).__name__}, not a state dict")
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    if any(k.startswith("backbone.") for k in state):
+        state = {k.removeprefix("backbone."): v for k, v in state.items() if k.startswith("backbone.")}
+    return uri, state
+
+
 @BACKBONES.register_module()
 class VisionTransformer(TimmViT):
     """timm's ViT without classifier. `forward(x)` gives, per entry of `out_indices` (block indices,
@@ -123,23 +147,7 @@ class VisionTransformer(TimmViT):
         self._freeze_stages()
 
     def _load_pretrained(self, init_cfg: dict) -> None:
-        cfg = dict(init_cfg)
-        if cfg.pop("type", None) != "Pretrained" or "checkpoint" not in cfg:
-            raise ConfigError(f"VisionTransformer init_cfg {init_cfg!r}: only dict(type='Pretrained', "
-                              f"checkpoint=<path or s3:// URI>) is supported")
-        uri = cfg["checkpoint"]
-        if not storage.exists(uri):
-            raise DataError(f"VisionTransformer pretrained checkpoint not found: {uri}")
-        try:
-            state = torch.load(io.BytesIO(storage.read_bytes(uri)), map_location="cpu", weights_only=True)
-        except Exception as err:  # weights_only refuses anything but tensors and plain containers
-            raise DataError(f"{uri} is not a loadable state dict (weights_only=True): {err}") from err
-        state = state.get("state_dict", state.get("model", state)) if isinstance(state, dict) else state
-        if not isinstance(state, dict):
-            raise DataError(f"{uri} holds a {type(state).__name__}, not a state dict")
-        state = {k.removeprefix("module."): v for k, v in state.items()}
-        if any(k.startswith("backbone.") for k in state):
-            state = {k.removeprefix("backbone."): v for k, v in state.items() if k.startswith("backbone.")}
+        uri, state = read_pretrained(init_cfg, "VisionTransformer")
         state = {k: v for k, v in state.items() if not k.startswith("head.")}
         try:
             self.load_state_dict(state, strict=True)
