@@ -23,6 +23,8 @@ from torch import nn
 from ..engine.optimizer import OptimizerStep, build_optimizer
 from ..engine.schedules import lr_at
 from ..errors import ConfigError
+from ..models.vit import VisionTransformer
+from .features import pool_layer
 from .semi import EVAL_BATCH, _loader, decoded_once, evaluate
 
 AUGMENTS = ("BatchMixup", "BatchCutMix")
@@ -97,10 +99,6 @@ class BatchAugments:
         return img, lam * target + (1 - lam) * target[perm], kind
 
 
-def _is_vit_output(out) -> bool:
-    return isinstance(out, (list, tuple))
-
-
 class FineTuneModel(nn.Module):
     """Backbone + head. A ViT: mean of the patch tokens (`pool='mean'`, MAE's) or the CLS token
     (`pool='cls'`), then `fc_norm` (a fresh LayerNorm; the backbone's final norm is dropped, as MAE
@@ -112,23 +110,19 @@ class FineTuneModel(nn.Module):
         super().__init__()
         if pool not in ("mean", "cls"):
             raise ConfigError(f"model.head.pool = {pool!r}: use 'mean' (patch tokens) or 'cls'")
-        self.backbone, self.pool = backbone, pool
-        self.vit = hasattr(backbone, "blocks") and hasattr(backbone, "cls_token")
-        if self.vit and fc_norm:
+        self.backbone = backbone
+        vit = isinstance(backbone, VisionTransformer)
+        if vit and fc_norm:
             backbone.norm = nn.Identity()
-        self.fc_norm = nn.LayerNorm(in_channels, eps=1e-6) if (self.vit and fc_norm) else nn.Identity()
+        self.fc_norm = nn.LayerNorm(in_channels, eps=1e-6) if (vit and fc_norm) else nn.Identity()
+        # the features stage's names: a ViT's CLS token is "avgpool"; a feature map's global average too
+        self.layer = "patch_mean" if (vit and pool == "mean") else "avgpool"
         self.head = nn.Linear(in_channels, num_classes)
         nn.init.trunc_normal_(self.head.weight, std=init_std)
         nn.init.zeros_(self.head.bias)
 
     def features(self, img: torch.Tensor) -> torch.Tensor:
-        last = self.backbone(img)[-1]
-        if _is_vit_output(last):
-            patches, cls = last
-            x = patches.mean(dim=(2, 3)) if self.pool == "mean" else cls
-        else:
-            x = last.mean(dim=(2, 3))
-        return self.fc_norm(x)
+        return self.fc_norm(pool_layer(self.backbone(img), self.layer))
 
     def forward(self, img: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(img))
@@ -136,8 +130,7 @@ class FineTuneModel(nn.Module):
 
 def head_width(backbone: nn.Module, sample: torch.Tensor) -> int:
     with torch.no_grad():
-        last = backbone.eval()(sample[None])[-1]
-    return int((last[0] if _is_vit_output(last) else last).shape[1])
+        return int(pool_layer(backbone.eval()(sample[None]), "avgpool").shape[1])
 
 
 def train(model: FineTuneModel, train_ds, *, optimizer_cfg: dict, lr_config: dict, epochs: int, batch_size: int,

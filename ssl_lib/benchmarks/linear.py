@@ -28,7 +28,7 @@ from ..engine.optimizer import build_optimizer
 from ..engine.schedules import lr_at
 from ..errors import ConfigError
 from ..registry import PIPELINES
-from .features import POOL_SIZES
+from .features import POOL_SIZES, pool_layer
 
 FEATS = ("feat1", "feat2", "feat3", "feat4", "feat5")
 POOL_SIDES = tuple(POOL_SIZES[name] for name in FEATS)
@@ -175,13 +175,7 @@ class TokenClsHeads(nn.Module):
             nn.init.zeros_(fc.bias)
 
     def forward(self, outputs: Sequence) -> dict[str, torch.Tensor]:
-        last = outputs[-1]
-        if isinstance(last, (list, tuple)):
-            patches, cls = last
-            feats = {"avgpool": cls, "patch_mean": patches.mean(dim=(2, 3))}
-        else:
-            feats = {"avgpool": last.mean(dim=(2, 3))}
-        return {n: self.fcs[n](self.norms[n](feats[n])) for n in self.names}
+        return {n: self.fcs[n](self.norms[n](pool_layer(outputs, n))) for n in self.names}
 
 
 def token_heads(head_cfg: dict, outputs: Sequence, num_classes: int) -> TokenClsHeads:

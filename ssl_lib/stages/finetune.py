@@ -51,7 +51,7 @@ def _recipe(cfg, epochs: int | None) -> dict:
                           f"must be at least 1")
     return dict(optimizer_cfg=cfg.optimizer.to_dict(), lr_config=cfg.lr_config.to_dict(), epochs=max_epochs,
                 batch_size=batch, augments=list(cfg.get("train_cfg", {}).get("augments", []) or []),
-                optimizer_config=(cfg.get("optimizer_config") or {}) and cfg.optimizer_config.to_dict(),
+                optimizer_config=dict(cfg.get("optimizer_config") or {}),
                 fp16=cfg.fp16.to_dict() if cfg.get("fp16") else None)
 
 
