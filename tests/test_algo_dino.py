@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from ssl_lib.config import load_config
 from ssl_lib.engine.checkpoint import load as load_checkpoint
-from ssl_lib.engine.hooks import DINOHook, Hook, MomentumUpdateHook, get_priority
+from ssl_lib.engine.hooks import DINOHook, Hook, MomentumUpdateHook, WeightDecayUpdateHook, get_priority
 from ssl_lib.engine.hooks.dino_hook import teacher_temp_at
 from ssl_lib.engine.optimizer import build_optimizer
 from ssl_lib.engine.runner import EpochRunner
@@ -186,6 +186,36 @@ def test_in_training_the_hooks_warm_the_temperature_move_the_teacher_and_the_las
     weights = torch.load(tmp_path / "backbone" / "backbone.pth", weights_only=True)
     backbone = {k.removeprefix("backbone."): v for k, v in state.items() if k.startswith("backbone.")}
     assert weights.keys() == backbone.keys()
+
+
+def test_weight_decay_follows_a_cosine_to_its_end_value_on_decaying_groups_only_and_survives_a_resume():
+    w, b = torch.nn.Parameter(torch.ones(2)), torch.nn.Parameter(torch.ones(2))
+    optimizer = torch.optim.AdamW([dict(params=[w]), dict(params=[b], weight_decay=0.0)], lr=0.1, weight_decay=0.04)
+    runner = SimpleNamespace(cfg=SimpleNamespace(optimizer=dict(type="AdamW", weight_decay=0.04)),
+                             optimizer=optimizer, global_iter=0, max_iters=100)
+    hook = WeightDecayUpdateHook(end_weight_decay=0.4)
+    hook.setup(runner)
+    seen = []
+    for k in (0, 25, 50, 100):
+        runner.global_iter = k
+        hook.before_train_iter(runner)
+        seen.append([g["weight_decay"] for g in optimizer.param_groups])
+    # 0.4 + 0.5 * (0.04 - 0.4) * (1 + cos(pi k / 100))
+    expected = [0.04, 0.4 - 0.18 * (1 + math.cos(math.pi / 4)), 0.22, 0.4]
+    assert [s[0] for s in seen] == pytest.approx(expected) and [s[1] for s in seen] == [0.0] * 4
+    # a resumed optimizer brings a scheduled value back with its param groups: the schedule still counts
+    # from the weight decay the optimizer was built with
+    state = optimizer.state_dict()
+    state["param_groups"][0]["weight_decay"] = 0.3
+    optimizer.load_state_dict(state)
+    runner.global_iter = 50
+    hook.before_train_iter(runner)
+    assert optimizer.param_groups[0]["weight_decay"] == pytest.approx(0.22)
+    with pytest.raises(ConfigError, match="needs optimizer.weight_decay > 0"):
+        WeightDecayUpdateHook(end_weight_decay=0.4).setup(
+            SimpleNamespace(cfg=SimpleNamespace(optimizer=dict(weight_decay=0.0)), optimizer=optimizer))
+    vit_recipe = load_config("selfsup/dino/dino_vit-small-p16_16xb64-mcrop-2-6-coslr-100e_in1k.py")
+    assert dict(type="WeightDecayUpdateHook", end_weight_decay=0.4) in vit_recipe.custom_hooks
 
 
 def test_view_count_other_than_the_heads_num_crops_and_mismatched_widths_are_config_errors():

@@ -3,6 +3,7 @@ computations, layer-wise lr decay on the fine-tuning model (ViT and Swin layer i
 end on a tiny ViT with its random-init baseline, and bad input."""
 from __future__ import annotations
 
+import copy
 import json
 import math
 from pathlib import Path
@@ -170,6 +171,27 @@ def test_bad_input_fails_before_training(fmnist_tiny, mae_backbone, tmp_path):
     with pytest.raises(ConfigError, match="model.backbone overrides"):
         finetune(fmnist_tiny, backbone, str(tmp_path / "c"), epochs=1, cfg_options=["model.backbone.depth=3"])
     assert not any((tmp_path / d).exists() for d in "abc")
+
+
+def test_caes_relative_position_bias_recipe_fine_tunes_the_extracted_weights_with_fresh_bias_tables(
+        fmnist_tiny, mae_backbone, tmp_path, monkeypatch):
+    from ssl_lib.stages.finetune import finetune
+
+    backbone, model = mae_backbone
+    seen = []
+    real_run = ft.run
+    monkeypatch.setattr(ft, "run", lambda bb, *a, **kw: (seen.append(copy.deepcopy(bb)), real_run(bb, *a, **kw))[1])
+    out = finetune(fmnist_tiny, backbone, str(tmp_path / "ft"), epochs=1, train_limit=20,
+                   cfg_options=["data.samples_per_gpu=10", "model.backbone.use_rel_pos_bias=True"])
+    (rpe,) = seen
+    pretrained = model.backbone.state_dict()
+    c = pretrained["blocks.0.attn.qkv.bias"].numel() // 3
+    attn = rpe.blocks[1].attn
+    assert torch.equal(attn.qkv.weight, pretrained["blocks.1.attn.qkv.weight"])
+    assert torch.equal(attn.q_bias, pretrained["blocks.1.attn.qkv.bias"][:c])
+    assert torch.equal(attn.v_bias, pretrained["blocks.1.attn.qkv.bias"][2 * c:])
+    assert not attn.relative_position_bias_table.abs().any()
+    assert out["backbone_overrides"]["use_rel_pos_bias"] is True and 0 <= out["top1"] <= 1
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in (Path(__file__).parents[1] / "ssl_lib" / "configs" / "benchmarks"

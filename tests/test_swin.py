@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from timm.models.swin_transformer import SwinTransformer as TimmSwin
 
 from ssl_lib.errors import ConfigError, DataError
@@ -126,3 +127,33 @@ def test_bias_tables_of_another_window_size_are_resampled_on_loading():
     torch.testing.assert_close(large.layers[0].blocks[0].attn.qkv.weight, small.layers[0].blocks[0].attn.qkv.weight)
     x = torch.randn(1, 3, 32, 32)
     assert large.eval()(x)[0].shape == (1, 32, 4, 4)
+
+
+def test_a_seed_swin_checkpoint_in_mmcls_names_loads_with_its_patch_merging_reordered(tmp_path):
+    torch.manual_seed(0)
+    source = tiny_swin()
+    seed_state = {}  # the seed's (mmcls / mmpretrain) names, written out by hand
+    for key, value in source.state_dict().items():
+        key = (key.replace("patch_embed.proj.", "patch_embed.projection.").replace("layers.", "stages.")
+               .replace(".attn.", ".attn.w_msa.").replace("mlp.fc1.", "ffn.layers.0.0.")
+               .replace("mlp.fc2.", "ffn.layers.1."))
+        key = "norm1." + key[len("norm."):] if key.startswith("norm.") else key
+        if ".downsample." not in key and not key.endswith("relative_position_index"):
+            seed_state[key] = torch.randn_like(value) if value.is_floating_point() else value
+    # mmcls merges at the end of stage 0 with nn.Unfold's channel order, and keeps a norm per output stage
+    merge_norm_w, merge_norm_b, reduction = torch.randn(64), torch.randn(64), torch.randn(32, 64)
+    seed_state.update({"stages.0.downsample.norm.weight": merge_norm_w, "stages.0.downsample.norm.bias": merge_norm_b,
+                       "stages.0.downsample.reduction.weight": reduction, "norm0.weight": torch.randn(16),
+                       "norm0.bias": torch.randn(16)})
+    torch.save(seed_state, tmp_path / "simmim_seed.pth")
+    loaded = tiny_swin(init_cfg=dict(type="Pretrained", checkpoint=str(tmp_path / "simmim_seed.pth"))).eval()
+    torch.testing.assert_close(loaded.layers[1].blocks[1].attn.relative_position_bias_table,
+                               seed_state["stages.1.blocks.1.attn.w_msa.relative_position_bias_table"])
+    torch.testing.assert_close(loaded.layers[0].blocks[0].mlp.fc2.weight, seed_state["stages.0.blocks.0.ffn.layers.1.weight"])
+    torch.testing.assert_close(loaded.norm.bias, seed_state["norm1.bias"])  # the last stage's norm
+    x = torch.randn(2, 8, 8, 16)  # (B, H, W, C) as between timm's stages
+    unfolded = F.unfold(x.permute(0, 3, 1, 2), kernel_size=2, stride=2).transpose(1, 2)  # mmcls's PatchMerging
+    expected = F.layer_norm(unfolded, (64,), merge_norm_w, merge_norm_b) @ reduction.T
+    with torch.no_grad():
+        merged = loaded.layers[1].downsample(x)
+    torch.testing.assert_close(merged, expected.reshape(2, 4, 4, 32))

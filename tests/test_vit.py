@@ -6,12 +6,13 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 from timm.models.vision_transformer import VisionTransformer as TimmViT
 from torch import nn
 
 from ssl_lib.engine.optimizer import build_optimizer
 from ssl_lib.errors import ConfigError, DataError
-from ssl_lib.models import VisionTransformer
+from ssl_lib.models import CAEViT, VisionTransformer
 from ssl_lib.models.vit import ARCHS, random_masking, sincos_pos_embed_2d
 
 TINY = dict(embed_dims=32, num_layers=2, num_heads=2, feedforward_channels=64)
@@ -38,6 +39,94 @@ def test_a_state_dict_written_by_timm_loads_strictly_and_gives_timms_features(tm
     torch.testing.assert_close(patch.flatten(2).transpose(1, 2), expected[:, 1:])
     torch.testing.assert_close(cls0, after_block0[:, 0])  # an inner block: no final norm
     assert set(ours.state_dict()) == {k for k in timm_vit.state_dict() if not k.startswith("head.")}
+
+
+def mmcls_names(timm_state: dict) -> dict:
+    """The seed's (mmcls 0.x / mmpretrain) ViT key for each of timm's, written out by hand."""
+    table = {"patch_embed.proj": "patch_embed.projection", "norm": "ln1", "norm1": "ln1", "norm2": "ln2",
+             "mlp.fc1": "ffn.layers.0.0", "mlp.fc2": "ffn.layers.1", "ls1": "gamma_1", "ls2": "gamma_2"}
+    out = {}
+    for key, value in timm_state.items():
+        prefix, rest = "", key
+        if key.startswith("blocks."):
+            _, i, rest = key.split(".", 2)
+            prefix = f"layers.{i}."
+        part, _, leaf = rest.rpartition(".")
+        if not part:  # cls_token, pos_embed
+            name = leaf
+        else:
+            name = table[part] if leaf == "gamma" else f"{table.get(part, part)}.{leaf}"
+        out[prefix + name] = value
+    return out
+
+
+def test_a_seed_vit_checkpoint_in_mmcls_names_loads_and_gives_the_same_features(tmp_path):
+    # CAE's layers: layer scale (gamma_1 / gamma_2) and BEiT's q / v biases without a key bias
+    torch.manual_seed(0)
+    source = CAEViT(arch=TINY, img_size=32, patch_size=4, init_values=0.1).eval()
+    with torch.no_grad():
+        for p in source.parameters():
+            p.normal_(0, 0.3)
+    seed_state = {}
+    for key, value in mmcls_names(source.state_dict()).items():
+        if key.endswith("attn.qkv.bias"):  # the seed keeps q and v biases apart and has no key bias
+            q, _, v = value.chunk(3)
+            seed_state[key.replace("qkv.bias", "q_bias")], seed_state[key.replace("qkv.bias", "v_bias")] = q, v
+        else:
+            seed_state[key] = value
+    assert "layers.1.ffn.layers.0.0.weight" in seed_state and "ln1.bias" in seed_state
+    torch.save({"state_dict": {f"backbone.{k}": v for k, v in seed_state.items()}}, tmp_path / "cae_seed.pth")
+    loaded = CAEViT(arch=TINY, img_size=32, patch_size=4, init_values=0.1,
+                    init_cfg=dict(type="Pretrained", checkpoint=str(tmp_path / "cae_seed.pth"))).eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        (patch, cls), = loaded(x)
+        (patch_ref, cls_ref), = source(x)
+    # a key bias only shifts each query's logits by one constant: the softmax does not see it
+    torch.testing.assert_close(cls, cls_ref)
+    torch.testing.assert_close(patch, patch_ref)
+    c = TINY["embed_dims"]
+    torch.testing.assert_close(loaded.blocks[0].attn.qkv.bias[c:2 * c], torch.zeros(c))
+    torch.testing.assert_close(loaded.blocks[1].ls2.gamma, source.blocks[1].ls2.gamma)
+
+
+def test_relative_position_bias_blocks_load_a_plain_vit_and_start_as_it_then_add_beits_bias_per_pair():
+    torch.manual_seed(0)
+    plain = tiny_vit(img_size=16).eval()
+    with torch.no_grad():
+        for p in plain.parameters():
+            p.normal_(0, 0.3)
+    rpe = tiny_vit(img_size=16, use_rel_pos_bias=True).eval()
+    keys = set(rpe.state_dict())
+    assert {"blocks.0.attn.q_bias", "blocks.0.attn.v_bias", "blocks.1.attn.relative_position_bias_table"} <= keys
+    assert "blocks.0.attn.qkv.bias" not in keys
+    rpe.load_state_dict(plain.state_dict(), strict=True)  # qkv bias split, fresh (zero) bias tables
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(rpe(x)[0][1], plain(x)[0][1])  # zero tables, a key bias that never mattered
+    # BEiT's table: (2W - 1)^2 patch offsets (row offset major), then cls -> patch, patch -> cls, cls -> cls
+    w = 4
+    rows, cols = torch.div(torch.arange(w * w), w, rounding_mode="floor"), torch.arange(w * w) % w
+    index = torch.empty(w * w + 1, w * w + 1, dtype=torch.long)
+    index[1:, 1:] = (rows[:, None] - rows[None] + w - 1) * (2 * w - 1) + (cols[:, None] - cols[None] + w - 1)
+    size = (2 * w - 1) ** 2 + 3
+    index[0, :], index[:, 0], index[0, 0] = size - 3, size - 2, size - 1
+    attn = rpe.blocks[0].attn
+    assert attn.relative_position_bias_table.shape == (size, 2)
+    assert torch.equal(attn.relative_position_index, index)
+    with torch.no_grad():
+        attn.relative_position_bias_table.normal_()
+        h = rpe.norm_pre(rpe._pos_embed(rpe.patch_embed(x)))
+        out = attn(rpe.blocks[0].norm1(h))
+        q, k, v = F.linear(rpe.blocks[0].norm1(h), attn.qkv.weight,
+                           torch.cat([attn.q_bias, torch.zeros_like(attn.q_bias), attn.v_bias])
+                           ).reshape(2, -1, 3, 2, 16).permute(2, 0, 3, 1, 4)
+        bias = attn.relative_position_bias_table[index].permute(2, 0, 1)
+        weights = (q @ k.transpose(-1, -2) / 4.0 + bias).softmax(-1)
+        expected = attn.proj((weights @ v).transpose(1, 2).reshape(2, -1, 32))
+    torch.testing.assert_close(out, expected)
+    with pytest.raises(ConfigError, match=r"use_rel_pos_bias: an input of \(32, 32\) px cuts a \(8, 8\) patch grid"):
+        rpe(torch.randn(1, 3, 32, 32))
 
 
 def test_a_missing_or_mismatching_pretrained_file_is_named(tmp_path):

@@ -11,7 +11,7 @@ from torch import nn
 
 from ..errors import ConfigError, DataError
 from ..registry import BACKBONES
-from .vit import read_pretrained
+from .vit import read_pretrained, rename
 
 ARCHS = {  # Liu et al. 2021, table 1 (Swin-T / S / B)
     "tiny": dict(embed_dims=96, depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24)),
@@ -35,6 +35,46 @@ def _arch(arch: str | dict) -> dict:
         raise ConfigError(f"SwinTransformer arch: depths {list(depths)} and num_heads {list(heads)} need one "
                           f"entry per stage each")
     return dict(embed_dims=int(arch["embed_dims"]), depths=depths, num_heads=heads)
+
+
+_MMCLS_SWIN_NAMES = [  # the seed's (mmcls's) Swin names -> timm's, applied in order to each key
+    (r"^patch_embed\.projection\.", "patch_embed.proj."),
+    (r"^stages\.(\d+)\.blocks\.(\d+)\.attn\.w_msa\.", r"layers.\1.blocks.\2.attn."),
+    (r"^stages\.(\d+)\.blocks\.(\d+)\.ffn\.layers\.0\.0\.", r"layers.\1.blocks.\2.mlp.fc1."),
+    (r"^stages\.(\d+)\.blocks\.(\d+)\.ffn\.layers\.1\.", r"layers.\1.blocks.\2.mlp.fc2."),
+    (r"^stages\.(\d+)\.blocks\.(\d+)\.", r"layers.\1.blocks.\2."),
+]
+
+
+def _unfold_to_timm_order(channels: int) -> torch.Tensor:
+    """mmcls's patch merging flattens each 2 x 2 neighbourhood with nn.Unfold (index c * 4 + dy * 2 + dx);
+    timm's concatenates the four pixels (index dx * 2C + dy * C + c). Entry t of the result is the mmcls
+    index of timm's channel t."""
+    c = channels // 4
+    return torch.tensor([ch * 4 + dy * 2 + dx for dx in range(2) for dy in range(2) for ch in range(c)])
+
+
+def swin_from_mmcls(state: dict, num_stages: int) -> dict:
+    """A seed / mmcls Swin state dict (`stages.i.blocks.j.attn.w_msa.*`, `ffn.layers.*`, the patch merging
+    at the end of stage i as `stages.i.downsample`, the output norms `norm<i>`) under timm's names (the
+    merging at the start of stage i + 1, its 4C channels reordered; the last stage's norm as `norm`; the
+    norms of other stages have no place in timm's model and are dropped). Any other state dict comes back
+    as it is."""
+    if "patch_embed.projection.weight" not in state:
+        return state
+    out = {}
+    for key, value in rename(state, _MMCLS_SWIN_NAMES).items():
+        if key.startswith("stages.") and ".downsample." in key:
+            stage, rest = key[len("stages."):].split(".downsample.")
+            order = _unfold_to_timm_order(value.shape[-1])
+            value = value[:, order] if rest == "reduction.weight" else value[order]
+            key = f"layers.{int(stage) + 1}.downsample.{rest}"
+        elif key.startswith(f"norm{num_stages - 1}."):
+            key = "norm." + key.split(".", 1)[1]
+        elif key.startswith("norm") and key[4:5].isdigit():
+            continue
+        out[key] = value
+    return out
 
 
 def _resize_bias_tables(module: nn.Module, state_dict: dict, prefix: str, *args) -> None:
@@ -66,7 +106,7 @@ class SwinTransformer(TimmSwin):
     frozen_stages: -1 nothing; 0 the patch embedding (and mask token); i >= 1 also stages 0..i-1 (timm's
     stage i starts with the patch merging that halves the map; with i = the number of stages, the final
     norm too). init_cfg=dict(type='Pretrained', checkpoint=<local path or s3:// URI>) loads a state dict
-    (timm's, ours, or a whole checkpoint whose `backbone.*` keys are taken); a classifier `head.*` and a
+    (timm's, ours, the seed's mmcls names, or a whole checkpoint whose `backbone.*` keys are taken); a classifier `head.*` and a
     mask token the model has no use for are dropped; relative position bias tables of another window size
     are resampled to this one's (on any load_state_dict).
     """
@@ -105,6 +145,7 @@ class SwinTransformer(TimmSwin):
 
     def _load_pretrained(self, init_cfg: dict) -> None:
         uri, state = read_pretrained(init_cfg, "SwinTransformer")
+        state = swin_from_mmcls(state, len(self.layers))
         # older timm versions saved the index and mask buffers that are now rebuilt from the shapes
         drop = ("head.",) if self.mask_token is not None else ("head.", "mask_token")
         state = {k: v for k, v in state.items() if not k.startswith(drop)

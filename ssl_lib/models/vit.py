@@ -3,9 +3,11 @@ load as they are) with the seed's backbone interface and MAE's masked forward.""
 from __future__ import annotations
 
 import io
+import re
 from typing import Sequence
 
 import torch
+from timm.models.beit import Attention as BeitAttention
 from timm.models.vision_transformer import VisionTransformer as TimmViT
 from torch import nn
 
@@ -87,6 +89,74 @@ def read_pretrained(init_cfg: dict, owner: str) -> tuple[str, dict]:
         state = {k.removeprefix("backbone."): v for k, v in state.items() if k.startswith("backbone.")}
     return uri, state
 
+# The seed's ViTs (mmcls's VisionTransformer and mmselfsup's CAE layers) name things their own way; the
+# same weights under timm's names, applied in order to each key.
+_MMCLS_VIT_NAMES = [
+    (r"^patch_embed\.projection\.", "patch_embed.proj."),
+    (r"^layers\.(\d+)\.ln1\.", r"blocks.\1.norm1."),
+    (r"^layers\.(\d+)\.ln2\.", r"blocks.\1.norm2."),
+    (r"^layers\.(\d+)\.ffn\.layers\.0\.0\.", r"blocks.\1.mlp.fc1."),
+    (r"^layers\.(\d+)\.ffn\.layers\.1\.", r"blocks.\1.mlp.fc2."),
+    (r"^layers\.(\d+)\.gamma_(\d)$", r"blocks.\1.ls\2.gamma"),
+    (r"^layers\.(\d+)\.attn\.", r"blocks.\1.attn."),
+    (r"^ln1\.", "norm."),
+]
+
+
+def rename(state: dict, rules: list[tuple[str, str]]) -> dict:
+    out = {}
+    for key, value in state.items():
+        for pattern, repl in rules:
+            key, hits = re.subn(pattern, repl, key)
+            if hits:
+                break
+        out[key] = value
+    return out
+
+
+def vit_from_mmcls(state: dict) -> dict:
+    """A seed / mmcls ViT state dict (`patch_embed.projection`, `layers.i.ln1`, `layers.i.ffn.layers.0.0`,
+    final `ln1`, CAE's `gamma_1` / `gamma_2` and BEiT-style `attn.q_bias` / `attn.v_bias`) under timm's
+    names; any other state dict comes back as it is. q and v biases become timm's one qkv bias with a zero
+    key bias: adding the same vector to every key shifts all of a query's logits equally, so the softmax,
+    and the layer, are unchanged."""
+    if "patch_embed.projection.weight" not in state:
+        return state
+    state = rename(state, _MMCLS_VIT_NAMES)
+    for key in [k for k in state if k.endswith(".attn.q_bias")]:
+        q, v = state.pop(key), state.pop(key.replace("q_bias", "v_bias"))
+        state[key.replace("q_bias", "qkv.bias")] = torch.cat([q, torch.zeros_like(v), v])
+    return state
+
+
+class RelPosAttention(BeitAttention):
+    """BEiT's attention (timm's: q and v biases, no key bias, one relative position bias table per block
+    over the patch grid plus the three cls entries), called the way a ViT block calls its attention."""
+
+    def forward(self, x: torch.Tensor, attn_mask=None, is_causal: bool = False) -> torch.Tensor:
+        if attn_mask is not None or is_causal:
+            raise ConfigError("VisionTransformer with use_rel_pos_bias takes no attention mask")
+        return super().forward(x)
+
+
+def _qkv_bias_to_q_v(module: nn.Module, state_dict: dict, prefix: str, *args) -> None:
+    """Loading into blocks with relative position bias: a checkpoint's single qkv bias (timm's, ours, or
+    the seed's q / v biases merged on loading) becomes q_bias / v_bias, its key part dropped (no
+    attention weight depends on it); a block whose checkpoint has no bias table keeps its fresh one (zeros),
+    as the seed's `-rpe` fine-tuning starts a model pre-trained without them."""
+    for name, child in module.named_modules():
+        if isinstance(child, RelPosAttention):
+            key = f"{prefix}{name}."
+            bias = state_dict.pop(key + "qkv.bias", None)
+            if bias is not None and child.q_bias is not None:
+                q, _, v = bias.chunk(3)
+                state_dict.setdefault(key + "q_bias", q)
+                state_dict.setdefault(key + "v_bias", v)
+            elif bias is not None:
+                state_dict[key + "qkv.bias"] = bias  # load_state_dict names it: this model has no qkv bias
+            state_dict.setdefault(key + "relative_position_bias_table",
+                                  child.relative_position_bias_table.detach().clone())
+
 
 @BACKBONES.register_module()
 class VisionTransformer(TimmViT):
@@ -98,16 +168,19 @@ class VisionTransformer(TimmViT):
     frozen_stages: -1 nothing; 0 the patch embedding, cls token and position embedding; i >= 1 also
     blocks 0..i-1 (and the final norm when i = num_layers). stop_grad_conv1: MoCo v3's patch
     projection kept at its random init. sincos_pos_embed: a fixed 2D sin-cos position embedding (MAE,
-    MoCo v3) instead of a learnt one. weight_init: timm's mode ('', 'jax', 'moco').
+    MoCo v3) instead of a learnt one. weight_init: timm's mode ('', 'jax', 'moco'). use_rel_pos_bias:
+    BEiT's relative position bias in every block (the seed's CAE `-rpe` fine-tuning; inputs at img_size
+    only), the attention's other weights as drawn or loaded, the bias tables at zero.
     init_cfg=dict(type='Pretrained', checkpoint=<local path or s3:// URI>) loads a state dict (timm's,
-    ours, or a whole checkpoint whose `backbone.*` keys are taken); classifier `head.*` keys are dropped.
+    ours, the seed's mmcls names, or a whole checkpoint whose `backbone.*` keys are taken); classifier
+    `head.*` keys are dropped.
     """
 
     def __init__(self, arch: str | dict = "base", img_size: int = 224, patch_size: int = 16, in_channels: int = 3,
                  out_indices: int | Sequence[int] = -1, drop_rate: float = 0.0, drop_path_rate: float = 0.0,
                  qkv_bias: bool = True, frozen_stages: int = -1, stop_grad_conv1: bool = False,
                  output_cls_token: bool = True, sincos_pos_embed: bool = False, weight_init: str = "",
-                 init_cfg: dict | None = None):
+                 use_rel_pos_bias: bool = False, init_cfg: dict | None = None):
         a = _arch(arch)
         if a["feedforward_channels"] % a["embed_dims"]:
             raise ConfigError(f"VisionTransformer: feedforward_channels {a['feedforward_channels']} must be a "
@@ -132,6 +205,9 @@ class VisionTransformer(TimmViT):
         self.out_indices, self.frozen_stages = tuple(resolved), frozen_stages
         self.output_cls_token = output_cls_token
         self.out_channels = tuple(self.embed_dims for _ in resolved)
+        self.use_rel_pos_bias = use_rel_pos_bias
+        if use_rel_pos_bias:
+            self._add_rel_pos_bias(qkv_bias, drop_rate)
         if sincos_pos_embed:
             self.pos_embed.data.copy_(sincos_pos_embed_2d(self.patch_embed.grid_size, self.embed_dims))
             self.pos_embed.requires_grad = False
@@ -146,9 +222,23 @@ class VisionTransformer(TimmViT):
             self._load_pretrained(init_cfg)
         self._freeze_stages()
 
+    def _add_rel_pos_bias(self, qkv_bias: bool, drop_rate: float) -> None:
+        for block in self.blocks:
+            old = block.attn
+            new = RelPosAttention(self.embed_dims, old.num_heads, qkv_bias=qkv_bias, proj_drop=drop_rate,
+                                  window_size=self.patch_embed.grid_size)
+            with torch.no_grad():  # keep the weights as the init mode drew them
+                new.qkv.weight.copy_(old.qkv.weight)
+                new.proj.load_state_dict(old.proj.state_dict())
+                if qkv_bias:
+                    new.q_bias.copy_(old.qkv.bias.chunk(3)[0])
+                    new.v_bias.copy_(old.qkv.bias.chunk(3)[2])
+            block.attn = new
+        self.register_load_state_dict_pre_hook(_qkv_bias_to_q_v)
+
     def _load_pretrained(self, init_cfg: dict) -> None:
         uri, state = read_pretrained(init_cfg, "VisionTransformer")
-        state = {k: v for k, v in state.items() if not k.startswith("head.")}
+        state = {k: v for k, v in vit_from_mmcls(state).items() if not k.startswith("head.")}
         try:
             self.load_state_dict(state, strict=True)
         except RuntimeError as err:
@@ -187,6 +277,10 @@ class VisionTransformer(TimmViT):
 
     def forward(self, x: torch.Tensor) -> tuple:
         grid = (x.shape[-2] // self.patch_embed.patch_size[0], x.shape[-1] // self.patch_embed.patch_size[1])
+        if self.use_rel_pos_bias and grid != tuple(self.patch_embed.grid_size):
+            raise ConfigError(f"VisionTransformer with use_rel_pos_bias: an input of {tuple(x.shape[-2:])} px cuts "
+                              f"a {grid} patch grid, the bias tables are for {tuple(self.patch_embed.grid_size)} "
+                              f"(img_size)")
         x = self.norm_pre(self.patch_drop(self._pos_embed(self.patch_embed(x))))
         outs = []
         for i, block in enumerate(self.blocks):

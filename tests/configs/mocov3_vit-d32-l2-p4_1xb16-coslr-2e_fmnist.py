@@ -1,6 +1,6 @@
 # A tiny MoCo v3 for tests: a 2-block ViT 32 wide, projector / predictor 64 wide, batch 8, two
 # epochs, a checkpoint after each.
-_base_ = '../../ssl_lib/configs/selfsup/mocov3/mocov3_vit-d64-l4-p4_1xb64-coslr-10e_fmnist.py'
+_base_ = '../../ssl_lib/configs/selfsup/mocov3/mocov3_vit-d64-l4-p4_1xb64-coslr-8e_fmnist.py'
 model = dict(
     backbone=dict(arch=dict(embed_dims=32, num_layers=2, num_heads=2, feedforward_channels=64)),
     neck=dict(in_channels=32, hid_channels=64, out_channels=32),

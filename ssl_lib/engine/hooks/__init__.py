@@ -11,6 +11,8 @@ from .momentum_update_hook import MomentumUpdateHook
 from .odc_hook import ODCHook
 from .simsiam_hook import SimSiamHook
 from .swav_hook import SwAVHook
+from .weight_decay_hook import WeightDecayUpdateHook
 
 __all__ = ["PRIORITIES", "Hook", "get_priority", "MomentumUpdateHook", "DeepClusterHook", "ODCHook", "SimSiamHook",
-           "DenseCLHook", "SwAVHook", "EMAHook", "EvalHook", "LoggerHook", "TensorboardLoggerHook", "DINOHook"]
+           "DenseCLHook", "SwAVHook", "EMAHook", "EvalHook", "LoggerHook", "TensorboardLoggerHook", "DINOHook",
+           "WeightDecayUpdateHook"]

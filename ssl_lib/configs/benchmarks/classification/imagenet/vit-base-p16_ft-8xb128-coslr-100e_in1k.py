@@ -6,7 +6,7 @@
 # tokens; 5 warm-up epochs then cosine by iteration to 1e-6; 100 epochs. The seed's augmentation:
 # RandomResizedCrop 224 (bicubic) + flip + RandAugment (timm's rand-m9-mstd0.5-inc1; here torchvision's
 # RandAugment(2 ops, magnitude 9)) + RandomErasing 0.25; test: resize 256 (bicubic), centre crop 224.
-# Also the recipe the seed gives CAE (its `-rpe` variant adds relative position bias, not built here).
+# CAE's recipe is `vit-base-p16_ft-8xb128-coslr-100e-rpe_in1k.py` (this one with relative position bias).
 img_norm_cfg = dict(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225])
 train_pipeline = [
     dict(type='RandomResizedCrop', size=224, interpolation=3),

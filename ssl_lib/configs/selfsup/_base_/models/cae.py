@@ -1,5 +1,6 @@
-# CAE (Chen et al. 2022) with a ViT-Base/16 encoder (layer scale 0.1, no qkv bias, fixed sin-cos
-# positions), a 4-block latent regressor and a 4-block decoder, both 768 wide with layer scale, the
+# CAE (Chen et al. 2022) with a ViT-Base/16 encoder (layer scale 0.1, fixed sin-cos positions; the
+# seed's q and v biases: its `qkv_bias=False` adds BEiT's q / v biases, which is timm's qkv bias here,
+# since a key bias changes no attention weight), a 4-block latent regressor and a 4-block decoder, both 768 wide with layer scale, the
 # DALL-E tokenizer's 8192 tokens as targets, alignment weight 2, and a teacher copied from the encoder
 # every step (momentum 0).
 model = dict(
@@ -11,7 +12,7 @@ model = dict(
         img_size=224,
         patch_size=16,
         init_values=0.1,
-        qkv_bias=False),
+        qkv_bias=True),
     neck=dict(
         type='CAENeck',
         num_classes=8192,

@@ -2,8 +2,10 @@
 # MAE CPU recipes at Fashion-MNIST's 28 px (7 x 7 patches; the 16 px local crops get 4 x 4, the position
 # embedding resampled), SwAV's Fashion-MNIST multi-crop (2 x 28 + 4 x 16 px), a DINONeck 64-256-256-64 to
 # 1024 prototypes; AdamW lr 5e-4 per 256 images x 4 (the short schedule) after one warm-up epoch, weight
-# decay 0.04, the paper's temperatures (0.04 -> 0.07 over 3 epochs) and momentum (0.996 -> 1), the last layer
-# frozen for the first epoch (156 iterations of 10k images), gradients clipped at 3.
+# decay 0.04 (held: the paper's rise to 0.4 is for long runs; the ImageNet recipe has it), the paper's
+# temperatures (0.04 -> 0.07 over 3 epochs) and momentum (0.996 -> 1), the last layer frozen for the first
+# epoch (156 iterations of 10k images), gradients clipped at 3. Six epochs: the whole pipeline fits in 10
+# minutes on 2 idle cores (ten took 868 s, 78 s an epoch).
 _base_ = [
     '../_base_/models/dino_vit-small-p16.py',
     '../_base_/datasets/fmnist_swav_mcrop-2-4.py',
@@ -33,6 +35,6 @@ optimizer = dict(
 optimizer_config = dict(grad_clip=dict(max_norm=3.0), frozen_layers_cfg={'neck.last_layer': 156})
 lr_config = dict(policy='CosineAnnealing', by_epoch=False, min_lr=1e-6, warmup='linear', warmup_iters=1,
                  warmup_ratio=1e-4, warmup_by_epoch=True)
-runner = dict(max_epochs=10)
+runner = dict(max_epochs=6)
 checkpoint_config = dict(interval=1, max_keep_ckpts=2)
 log_config = dict(interval=50)
