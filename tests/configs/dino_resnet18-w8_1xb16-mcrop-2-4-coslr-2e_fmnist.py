@@ -1,6 +1,6 @@
 # A tiny DINO for tests: base width 8, a 64-32-32-16 neck to 32 prototypes, batch 16, two epochs; the
 # teacher temperature warms 0.04 -> 0.07 over both epochs and the last layer is frozen for 2 iterations.
-_base_ = '../../ssl_lib/configs/selfsup/dino/dino_resnet18-w16_1xb64-mcrop-2-4-coslr-5e_fmnist.py'
+_base_ = '../../ssl_lib/configs/selfsup/dino/dino_resnet18-w16_1xb64-mcrop-2-4-coslr-4e_fmnist.py'
 model = dict(
     base_momentum=0.9,
     backbone=dict(base_channels=8),
