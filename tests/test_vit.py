@@ -96,7 +96,14 @@ def test_relative_position_bias_blocks_load_a_plain_vit_and_start_as_it_then_add
     with torch.no_grad():
         for p in plain.parameters():
             p.normal_(0, 0.3)
+    torch.manual_seed(1)
+    drawn = tiny_vit(img_size=16)
+    torch.manual_seed(1)
     rpe = tiny_vit(img_size=16, use_rel_pos_bias=True).eval()
+    # the attention weights as the init mode drew them, the q / v thirds of the bias kept
+    assert torch.equal(rpe.blocks[1].attn.qkv.weight, drawn.blocks[1].attn.qkv.weight)
+    assert torch.equal(rpe.blocks[1].attn.proj.weight, drawn.blocks[1].attn.proj.weight)
+    assert torch.equal(rpe.blocks[1].attn.v_bias, drawn.blocks[1].attn.qkv.bias.chunk(3)[2])
     keys = set(rpe.state_dict())
     assert {"blocks.0.attn.q_bias", "blocks.0.attn.v_bias", "blocks.1.attn.relative_position_bias_table"} <= keys
     assert "blocks.0.attn.qkv.bias" not in keys

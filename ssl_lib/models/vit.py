@@ -104,6 +104,7 @@ _MMCLS_VIT_NAMES = [
 
 
 def rename(state: dict, rules: list[tuple[str, str]]) -> dict:
+    """Each key rewritten by the first (regex, replacement) rule that matches it, or kept."""
     out = {}
     for key, value in state.items():
         for pattern, repl in rules:
@@ -131,7 +132,12 @@ def vit_from_mmcls(state: dict) -> dict:
 
 class RelPosAttention(BeitAttention):
     """BEiT's attention (timm's: q and v biases, no key bias, one relative position bias table per block
-    over the patch grid plus the three cls entries), called the way a ViT block calls its attention."""
+    over the patch grid plus the three cls entries), called the way a ViT block calls its attention.
+    Loads a plain attention's state dict (see `_qkv_bias_to_q_v`)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.register_load_state_dict_pre_hook(_qkv_bias_to_q_v)
 
     def forward(self, x: torch.Tensor, attn_mask=None, is_causal: bool = False) -> torch.Tensor:
         if attn_mask is not None or is_causal:
@@ -139,23 +145,20 @@ class RelPosAttention(BeitAttention):
         return super().forward(x)
 
 
-def _qkv_bias_to_q_v(module: nn.Module, state_dict: dict, prefix: str, *args) -> None:
-    """Loading into blocks with relative position bias: a checkpoint's single qkv bias (timm's, ours, or
-    the seed's q / v biases merged on loading) becomes q_bias / v_bias, its key part dropped (no
-    attention weight depends on it); a block whose checkpoint has no bias table keeps its fresh one (zeros),
-    as the seed's `-rpe` fine-tuning starts a model pre-trained without them."""
-    for name, child in module.named_modules():
-        if isinstance(child, RelPosAttention):
-            key = f"{prefix}{name}."
-            bias = state_dict.pop(key + "qkv.bias", None)
-            if bias is not None and child.q_bias is not None:
-                q, _, v = bias.chunk(3)
-                state_dict.setdefault(key + "q_bias", q)
-                state_dict.setdefault(key + "v_bias", v)
-            elif bias is not None:
-                state_dict[key + "qkv.bias"] = bias  # load_state_dict names it: this model has no qkv bias
-            state_dict.setdefault(key + "relative_position_bias_table",
-                                  child.relative_position_bias_table.detach().clone())
+def _qkv_bias_to_q_v(module: "RelPosAttention", state_dict: dict, prefix: str, *args) -> None:
+    """Loading a plain attention's weights (timm's, ours, or the seed's q / v biases merged on loading):
+    its single qkv bias becomes q_bias / v_bias, the key part dropped (no attention weight depends on it);
+    without a bias table in the checkpoint the fresh one (zeros) stays, as the seed's `-rpe` fine-tuning
+    starts a model pre-trained without them."""
+    bias = state_dict.pop(prefix + "qkv.bias", None)
+    if bias is not None and module.q_bias is not None:
+        q, _, v = bias.chunk(3)
+        state_dict.setdefault(prefix + "q_bias", q)
+        state_dict.setdefault(prefix + "v_bias", v)
+    elif bias is not None:
+        state_dict[prefix + "qkv.bias"] = bias  # load_state_dict names it: this model has no qkv bias
+    state_dict.setdefault(prefix + "relative_position_bias_table",
+                          module.relative_position_bias_table.detach().clone())
 
 
 @BACKBONES.register_module()
@@ -227,14 +230,8 @@ class VisionTransformer(TimmViT):
             old = block.attn
             new = RelPosAttention(self.embed_dims, old.num_heads, qkv_bias=qkv_bias, proj_drop=drop_rate,
                                   window_size=self.patch_embed.grid_size)
-            with torch.no_grad():  # keep the weights as the init mode drew them
-                new.qkv.weight.copy_(old.qkv.weight)
-                new.proj.load_state_dict(old.proj.state_dict())
-                if qkv_bias:
-                    new.q_bias.copy_(old.qkv.bias.chunk(3)[0])
-                    new.v_bias.copy_(old.qkv.bias.chunk(3)[2])
+            new.load_state_dict(old.state_dict())  # the weights as the init mode drew them
             block.attn = new
-        self.register_load_state_dict_pre_hook(_qkv_bias_to_q_v)
 
     def _load_pretrained(self, init_cfg: dict) -> None:
         uri, state = read_pretrained(init_cfg, "VisionTransformer")
