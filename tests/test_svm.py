@@ -118,6 +118,67 @@ def test_solver_reaches_the_optimum_sklearn_linearsvc_converges_to(cholesky_max)
                 assert average_precision(ours, y[:, c]) == pytest.approx(average_precision(ref, y[:, c]), abs=1e-3)
 
 
+def test_solver_started_from_a_given_point_reaches_the_same_optimum():
+    x, labels, _, _ = voc_like(n_train=120, dim=16, classes=2, seed=4, difficult=0)
+    K = gram(normalize_rows(torch.as_tensor(x, dtype=torch.float64)))[None]
+    y = torch.as_tensor(np.where(labels == 1, 1, -1))[None]
+    train = torch.as_tensor(np.random.default_rng(1).random(labels.shape) < 0.8)[None]
+    costs = torch.tensor([[0.05, 2.0]], dtype=torch.float64).expand(2, -1)
+    cold_beta, cold_f = solve_svms(K, y, train, costs)
+    stats = SolverStats()
+    start = cold_beta * 0.7 + 0.01      # off the optimum, and nonzero on the rows each problem holds out
+    beta, f = solve_svms(K, y, train, costs, start=start, stats=stats)
+    assert stats.ridge_iterations == 0 and stats.newton_steps >= 4
+    assert torch.allclose(f, cold_f, rtol=0, atol=1e-9 * float(cold_f.abs().max()))
+    assert torch.equal(beta[~train[..., None].expand_as(beta)], torch.zeros(int((~train).sum()) * 2, dtype=beta.dtype))
+
+
+def test_float32_systems_are_solved_to_float64_accuracy():
+    from ssl_lib.benchmarks.svm import _spd_solve
+
+    rng = np.random.default_rng(0)
+    x = normalize_rows(rng.random((3, 200, 40)))
+    Kb = torch.as_tensor(x @ x.transpose(0, 2, 1) + 1)                      # PSD, eigenvalues up to ~200
+    dvec = torch.as_tensor(rng.choice([1 / 400, 1 / 200], size=(3, 200)))  # the dual's 1 / (2 C w) at C = 100
+    rhs = torch.as_tensor(rng.choice([-1.0, 1.0], size=(3, 200)))
+    exact, _ = _spd_solve(Kb, dvec, rhs)
+    # numpy's solve: torch's batched LU (MKL getrf / laswp) fails once torch.set_num_threads(n > 1) has run
+    ref = torch.as_tensor(np.linalg.solve((Kb + torch.diag_embed(dvec)).numpy(), rhs[..., None].numpy())[..., 0])
+    assert float((exact - ref).norm() / ref.norm()) < 1e-10
+    K32 = Kb.float()                                                        # the system the solver holds
+    ref = torch.as_tensor(np.linalg.solve((K32.double() + torch.diag_embed(dvec)).numpy(), rhs[..., None].numpy())[..., 0])
+    got, info = _spd_solve(K32, dvec, rhs)
+    assert got.dtype == torch.float64 and bool((info == 0).all())
+    assert float((got - ref).norm() / ref.norm()) < 1e-8    # float32 alone: 8e-4 here, one refinement 9e-7
+
+
+def test_gram_mirrors_its_upper_blocks_exactly():
+    a = torch.rand(1030, 6, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    assert torch.equal(gram(a), a @ a.T + 1)
+    b = torch.rand(7, 6, dtype=torch.float64)
+    assert torch.equal(gram(a, b), a @ b.T + 1)
+
+
+def test_thread_policy_runs_on_one_thread_unless_all_threads_pay(monkeypatch):
+    from ssl_lib.benchmarks import svm as mod
+
+    threads = torch.get_num_threads()
+    seen = {}
+
+    @mod._thread_policy
+    def probe():
+        seen["inside"] = torch.get_num_threads()
+        a = torch.ones(4, 4)
+        seen["product"] = mod._mm(a, a)[0, 0].item()
+        seen["after_product"] = torch.get_num_threads()
+
+    for pays, expected in [(False, 1), (True, threads)]:
+        monkeypatch.setattr(mod, "_threads_pay", lambda t, pays=pays: pays)
+        probe()
+        assert seen == {"inside": expected, "product": 4.0, "after_product": expected}
+        assert torch.get_num_threads() == threads
+
+
 def test_protocol_chooses_the_costs_and_aps_of_the_seed_scripts():
     pytest.importorskip("sklearn")
     from sklearn.model_selection import cross_val_score
