@@ -15,10 +15,11 @@ a label column over it), and solves them all at once:
      multi-shift conjugate-gradient run per class and fold solves all costs together;
   2. Newton with exact line search on the active set (Keerthi & DeCoste 2005, "modified finite
      Newton"), started from the ridge solution where that run converged (all those problems in one
-     batch), else from the next smaller cost's solution (cost by cost in increasing order): the
-     Newton system (K_II + D_I) beta_I = y_I is solved by a Cholesky factorisation (float64) where the
-     active set I is small or the cost large, else by conjugate gradients preconditioned with K's top
-     eigenvectors, all problems of a batch together. A problem stops when its active set no longer
+     batch), else from the next smaller cost's solution (cost by cost in increasing order), or from a
+     given point (the refit: from the cross-validation fits at its cost): the Newton system
+     (K_II + D_I) beta_I = y_I is solved by a Cholesky factorisation (refined to float64 accuracy) where
+     the active set I is small or the cost large, else by conjugate gradients preconditioned with K's
+     top eigenvectors, all problems of a batch together. A problem stops when its active set no longer
      changes after a full exact step (then it is at the exact optimum, the one liblinear's dual
      coordinate descent approaches) or when its decision values no longer move.
 Tests check the decision values, the chosen costs and the APs against sklearn's LinearSVC.
