@@ -369,7 +369,6 @@ def _newton(K, y, omega, cost, beta, f, todo, tol, max_newton, cholesky_max, sta
         small &= todo
         large = todo & ~small
         target = beta.clone()
-        k_target = f.clone()
         exact = torch.zeros_like(todo)
         if small.any():
             target_s, ok = _cholesky_step(K, y, omega, cost, active, small)
@@ -380,12 +379,13 @@ def _newton(K, y, omega, cost, beta, f, todo, tol, max_newton, cholesky_max, sta
             M = pre.woodbury(torch.where(active, omega, 0), cost)
             target_l, k_target_l, ok = _cg_step(K, y, omega, cost, active, large, beta, tol, stats, pre.V, M)
             target = torch.where(large[:, None], target_l, target)
-            k_target = torch.where(large[:, None], k_target_l, k_target)
             exact |= large & ok
             stats.cg_steps += int(large.sum())
         stats.newton_steps += int(todo.sum())
         d = torch.where(todo[:, None], target - beta, 0)
-        delta = torch.where(large[:, None], k_target - f, _mm_cols(K, d, small))
+        delta = _mm_cols(K, d, small)
+        if large.any():  # a CG step carries K target along
+            delta = torch.where(large[:, None], k_target_l - f, delta)
         t = _line_search(beta, f, d, delta, y, omega, cost, stats)
         t = torch.where(todo, t, torch.zeros_like(t))
         beta = beta + t[:, None] * d
@@ -442,17 +442,19 @@ def _spd_solve(Kb: torch.Tensor, dvec: torch.Tensor, rhs: torch.Tensor, refine: 
     cond ~1e5, 1e-3 -> 1e-6 -> 1e-9 relative."""
     A = Kb.to(torch.float64, copy=True)
     A.diagonal(dim1=1, dim2=2).add_(dvec)
-    low = A if Kb.dtype == torch.float64 else Kb.clone()
-    if low is not A:
-        low.diagonal(dim1=1, dim2=2).add_(dvec.to(Kb.dtype))
-    chol, info = torch.linalg.cholesky_ex(low)
+    if Kb.dtype == torch.float64:
+        factor, refine = A, 0
+    else:
+        factor = Kb.clone()
+        factor.diagonal(dim1=1, dim2=2).add_(dvec.to(Kb.dtype))
+    chol, info = torch.linalg.cholesky_ex(factor)
 
     def solve(b):
         half = torch.linalg.solve_triangular(chol, b.to(chol.dtype)[..., None], upper=False)
         return torch.linalg.solve_triangular(chol.mT, half, upper=True)[..., 0].double()
 
     sol = solve(rhs)
-    for _ in range(refine if low is not A else 0):
+    for _ in range(refine):
         sol = sol + solve(rhs - (A @ sol[..., None])[..., 0])
     return sol, info
 
