@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from ssl_lib.benchmarks import svm as svm_module
 from ssl_lib.benchmarks.features import write_feature_set
 from ssl_lib.benchmarks.svm import (SEED_COSTS, SolverStats, average_precision, gram, normalize_rows, solve_svms,
                                     stratified_folds, train_svm_voc07, voc_ap)
@@ -93,9 +94,11 @@ def test_stratified_folds_deal_consecutive_blocks_per_label_like_sklearn():
 
 # ------------------------------------------------------------------------------------------- solver
 
-@pytest.mark.parametrize("cholesky_max", [0, 10 ** 6], ids=["cg-steps", "cholesky-steps"])
-def test_solver_reaches_the_optimum_sklearn_linearsvc_converges_to(cholesky_max):
+@pytest.mark.parametrize("cholesky_max, batch_max", [(0, 256), (10 ** 6, 256), (10 ** 6, 0)],
+                         ids=["cg-steps", "cholesky-steps", "cholesky-steps-one-at-a-time"])
+def test_solver_reaches_the_optimum_sklearn_linearsvc_converges_to(cholesky_max, batch_max, monkeypatch):
     pytest.importorskip("sklearn")
+    monkeypatch.setattr(svm_module, "CHOLESKY_BATCH_MAX", batch_max)
     x, labels, _, _ = voc_like(n_train=120, dim=16, classes=2, seed=1, difficult=0)
     x = normalize_rows(x.astype(np.float64))
     y = np.where(labels == 1, 1, -1)
@@ -150,6 +153,25 @@ def test_float32_systems_are_solved_to_float64_accuracy():
     got, info = _spd_solve(K32, dvec, rhs)
     assert got.dtype == torch.float64 and bool((info == 0).all())
     assert float((got - ref).norm() / ref.norm()) < 1e-8    # float32 alone: 8e-4 here, one refinement 9e-7
+
+
+def test_preconditioner_keeps_v_weighted_outer_products_exact_through_updates():
+    from ssl_lib.benchmarks.svm import _Preconditioner
+
+    rng = np.random.default_rng(0)
+    x = torch.as_tensor(rng.random((2, 300, 90)))
+    pre = _Preconditioner(x @ x.mT + 1, slots=3)
+    w = torch.as_tensor(rng.choice([0.0, 1.0, 2.0], size=(2, 300, 2)))
+    for step in range(3):   # all rows new, then many rows changed (one product), then a few (their rows)
+        if step == 1:
+            w = torch.where(torch.as_tensor(rng.random(w.shape) < 0.5), 2.0 - w, w)
+        if step == 2:
+            w[0, :7], w[1, :3] = 2.0 - w[0, :7], 2.0 - w[1, :3]
+        got = pre.update(torch.tensor([2, 0]), w)
+        V = pre.V.double()
+        ref = torch.einsum("gnk,gnj,gnl->gjkl", V, w, V)
+        torch.testing.assert_close(got, ref, rtol=1e-6, atol=1e-6 * float(ref.abs().max()))
+    assert bool((pre.A[:, 1] == 0).all())   # a slot no update named
 
 
 def test_gram_mirrors_its_upper_blocks_exactly():

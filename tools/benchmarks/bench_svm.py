@@ -130,7 +130,7 @@ def sklearn_svm(xtr, ytr, xte, yte, classes: list[int]) -> dict:
         cv = np.asarray(cv).reshape(len(classes), len(SEED_COSTS))
         chosen = [SEED_COSTS[i] for i in cv.argmax(1)]
         ap = pool.map(_test_task, list(zip(classes, chosen)), chunksize=1)
-    return {"seconds": time.perf_counter() - start, "ap": np.asarray(ap), "cost": chosen}
+    return {"seconds": time.perf_counter() - start, "ap": np.asarray(ap), "cost": chosen, "cv_ap": cv}
 
 
 def sklearn_low_shot(xtr, ytr, xte, yte, ks: list[int], samples: int) -> dict:
