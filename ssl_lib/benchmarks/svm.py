@@ -59,8 +59,8 @@ def _ap_rows(scores: torch.Tensor, positive: torch.Tensor, valid: torch.Tensor, 
     monotone (max to the right), summed over the recall steps, i.e. the mean over positives of the best
     precision at or below their rank. voc=False: sklearn's average_precision_score, which cross_val_score
     uses for the seed's cost choice: precision at each distinct threshold, no interpolation."""
-    scores = torch.where(valid, scores.double(), torch.tensor(-math.inf, dtype=torch.float64, device=scores.device))
-    order = torch.argsort(scores, dim=1, descending=True, stable=True)
+    scores = torch.where(valid, scores, torch.tensor(-math.inf, dtype=scores.dtype, device=scores.device))
+    order = torch.argsort(scores, dim=1, descending=True, stable=True)   # float32 scores sort as float64 would
     s = torch.gather(scores, 1, order)
     pos = torch.gather(positive & valid, 1, order).double()
     ok = torch.gather(valid, 1, order)
@@ -453,13 +453,13 @@ def _spd_solve(Kb: torch.Tensor, dvec: torch.Tensor, rhs: torch.Tensor, refine: 
     """(Kb + diag(dvec))^-1 rhs in float64, batched. A float32 Kb is factorised in float32 (1.6x faster;
     Kb is PSD and dvec >= 1 / (4 C), so the factorisation holds at the seed's costs) and the solution
     refined against the float64 residual; each round gains about 1 / (cond * 6e-8): at C = 100 and
-    cond ~1e5, 1e-3 -> 1e-6 -> 1e-9 relative."""
+    cond ~1e5, 1e-3 -> 1e-6 -> 1e-9 relative. A float32 Kb is overwritten (the callers gather it afresh)."""
     A = Kb.to(torch.float64, copy=True)
     A.diagonal(dim1=1, dim2=2).add_(dvec)
     if Kb.dtype == torch.float64:
         factor, refine = A, 0
     else:
-        factor = Kb.clone()
+        factor = Kb
         factor.diagonal(dim1=1, dim2=2).add_(dvec.to(Kb.dtype))
     chol, info = torch.linalg.cholesky_ex(factor)
 
