@@ -60,7 +60,10 @@ def _ap_rows(scores: torch.Tensor, positive: torch.Tensor, valid: torch.Tensor, 
     precision at or below their rank. voc=False: sklearn's average_precision_score, which cross_val_score
     uses for the seed's cost choice: precision at each distinct threshold, no interpolation."""
     scores = torch.where(valid, scores, torch.tensor(-math.inf, dtype=scores.dtype, device=scores.device))
-    order = torch.argsort(scores, dim=1, descending=True, stable=True)   # float32 scores sort as float64 would
+    if voc or scores.device.type != "cpu":
+        order = torch.argsort(scores, dim=1, descending=True, stable=True)
+    else:  # tied scores count as one threshold, so their order is free: numpy's quicksort, 3x torch's sort
+        order = torch.from_numpy(np.argsort(-scores.numpy(), axis=1))
     s = torch.gather(scores, 1, order)
     pos = torch.gather(positive & valid, 1, order).double()
     ok = torch.gather(valid, 1, order)
@@ -70,6 +73,8 @@ def _ap_rows(scores: torch.Tensor, positive: torch.Tensor, valid: torch.Tensor, 
     n = s.shape[1]
     if voc:
         at = torch.flip(torch.cummax(torch.flip(prec, [1]), 1).values, [1])
+    elif not bool(((s[:, 1:] == s[:, :-1]) & ok[:, 1:]).any()):
+        at = prec
     else:  # the precision where each tie group of scores ends
         idx = torch.arange(n, device=s.device).expand_as(s)
         ends = torch.ones_like(ok)
