@@ -41,6 +41,8 @@ POS_WEIGHT = 2.0  # class_weight={1: 2, -1: 1}
 PRECONDITIONER_RANK = 64  # 32 to 256 tried at VOC07 size: 64 the fastest (fewer CG steps vs a cheaper M)
 CHOLESKY_ALWAYS = 256
 CHOLESKY_BATCH_MAX = 256  # larger active sets are factorised one at a time, at their own size
+REFINE = 1  # refinements of a float32 Cholesky solution: 1e-6 relative at C = 100, far below the 5 % steps at
+            # which float32 problems stop (two: the same Newton steps and decision values at VOC07 size)
 
 
 def normalize_rows(x):
@@ -437,7 +439,7 @@ def _cholesky_step(K, y, omega, cost, active, which):
         w = omega[g, :, j].gather(1, idx).double()
         dvec = torch.where(pad, 1.0, 1.0 / (2.0 * cost[j, None].double() * w.clamp(min=1e-300)))
         rhs = torch.where(pad, 0.0, y[g, :, j].gather(1, idx).double())
-        sol, info = _spd_solve(Kb, dvec, rhs)
+        sol, info = _spd_solve(Kb, dvec, rhs, refine=REFINE)
         sol = torch.where(pad, 0.0, sol).to(K.dtype)
         full = torch.zeros(len(g), n, dtype=K.dtype, device=K.device).scatter_(1, idx, sol)
         full = torch.where(act, full, 0)
@@ -448,7 +450,7 @@ def _cholesky_step(K, y, omega, cost, active, which):
         idx = torch.nonzero(active[g, :, j]).flatten()
         Kb = torch.take(K[g], idx[:, None] * n + idx[None, :])
         dvec = 1.0 / (2.0 * float(cost[j]) * omega[g, idx, j].double())
-        sol, info = _spd_solve(Kb[None], dvec[None], y[g, idx, j].double()[None])
+        sol, info = _spd_solve(Kb[None], dvec[None], y[g, idx, j].double()[None], refine=REFINE)
         out[g, idx, j] = sol[0].to(K.dtype)
         ok[g, j] = info[0] == 0
     return out, ok
