@@ -174,6 +174,25 @@ def test_preconditioner_keeps_v_weighted_outer_products_exact_through_updates():
     assert bool((pre.A[:, 1] == 0).all())   # a slot no update named
 
 
+def test_cholesky_of_large_float32_blocks_matches_torch_and_reports_failures():
+    from ssl_lib.benchmarks.svm import _SPOTRF, _cholesky
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 300, 50)) / 5
+    A = torch.as_tensor(x @ x.transpose(0, 2, 1) + 1 + 0.5 * np.eye(300), dtype=torch.float32)
+    A[1, 7, 7] = -1.0                                           # not positive definite: info names the column
+    ref, ref_info = torch.linalg.cholesky_ex(A)
+    work = A.clone()
+    got, info = _cholesky(work)
+    assert (got.data_ptr() == work.data_ptr()) == (_SPOTRF is not None)      # LAPACK's: in place
+    assert info.tolist() == ref_info.tolist() and info[0] == 0 and info[1] == 8
+    torch.testing.assert_close(got[0].tril(), ref[0], rtol=0, atol=1e-5)
+    b = torch.as_tensor(rng.random((300, 1)), dtype=torch.float32)   # the solves read the lower triangle only
+    half = torch.linalg.solve_triangular(got[0], b, upper=False)
+    torch.testing.assert_close(torch.linalg.solve_triangular(got[0].mT, half, upper=True),
+                               torch.cholesky_solve(b, ref[0]), rtol=1e-3, atol=0)
+
+
 def test_gram_mirrors_its_upper_blocks_exactly():
     a = torch.rand(1030, 6, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     assert torch.equal(gram(a), a @ a.T + 1)

@@ -27,8 +27,10 @@ Tests check the decision values, the chosen costs and the APs against sklearn's 
 """
 from __future__ import annotations
 
+import ctypes
 import functools
 import math
+import os
 import time
 from dataclasses import dataclass
 
@@ -456,6 +458,40 @@ def _cholesky_step(K, y, omega, cost, active, which):
     return out, ok
 
 
+def _lapack_spotrf():
+    """LAPACK's spotrf from torch's own CPU library (MKL), or None where it is not exported there.
+    torch.linalg.cholesky_ex copies its input into column-major order and zeroes the other triangle of
+    the factor, which at 300 to 1000 rows costs as much as the factorisation (measured: 0.91 -> 0.66 ms
+    at 500 rows, 4.2 -> 2.5 ms at 1000)."""
+    try:
+        lib = ctypes.CDLL(os.path.join(os.path.dirname(torch.__file__), "lib", "libtorch_cpu.so"))
+        fn = lib.spotrf_
+    except (OSError, AttributeError):
+        return None
+    fn.restype = None
+    return fn
+
+
+_SPOTRF = _lapack_spotrf()
+
+
+def _cholesky(A: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The lower Cholesky factor of each A[b] and LAPACK's info (0: positive definite). Large float32 CPU
+    matrices are factorised in place by spotrf; their upper triangle then still holds A's, which the
+    triangular solves (lower or, transposed, upper) never read."""
+    if _SPOTRF is None or A.dtype != torch.float32 or A.device.type != "cpu" or A.shape[-1] < 128 \
+            or not A.is_contiguous():
+        return torch.linalg.cholesky_ex(A)
+    n, info = ctypes.c_int(A.shape[-1]), ctypes.c_int(0)
+    out = torch.zeros(len(A), dtype=torch.int32)
+    for b in range(len(A)):
+        # a row-major symmetric matrix is its own column-major transpose: "U" there is the lower factor here
+        _SPOTRF(ctypes.c_char_p(b"U"), ctypes.byref(n), ctypes.c_void_p(A[b].data_ptr()), ctypes.byref(n),
+                ctypes.byref(info))
+        out[b] = info.value
+    return A, out
+
+
 def _spd_solve(Kb: torch.Tensor, dvec: torch.Tensor, rhs: torch.Tensor, refine: int = 2):
     """(Kb + diag(dvec))^-1 rhs in float64, batched. A float32 Kb is factorised in float32 (1.6x faster;
     Kb is PSD and dvec >= 1 / (4 C), so the factorisation holds at the seed's costs) and the solution
@@ -468,7 +504,7 @@ def _spd_solve(Kb: torch.Tensor, dvec: torch.Tensor, rhs: torch.Tensor, refine: 
     else:
         factor = Kb
         factor.diagonal(dim1=1, dim2=2).add_(dvec.to(Kb.dtype))
-    chol, info = torch.linalg.cholesky_ex(factor)
+    chol, info = _cholesky(factor)
 
     def solve(b):
         half = torch.linalg.solve_triangular(chol, b.to(chol.dtype)[..., None], upper=False)
