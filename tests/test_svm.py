@@ -193,6 +193,33 @@ def test_cholesky_of_large_float32_blocks_matches_torch_and_reports_failures():
                                torch.cholesky_solve(b, ref[0]), rtol=1e-3, atol=0)
 
 
+def test_nystrom_extends_the_top_eigenvectors_of_a_principal_block_to_the_whole_matrix():
+    from ssl_lib.benchmarks.svm import _nystrom, _top_eigen
+
+    x = torch.as_tensor(np.random.default_rng(0).standard_normal((300, 12)))
+    K = x @ x.T                                                             # rank 12: Nystrom is exact
+    runs = [(0, 120), (200, 300)]
+    rows = torch.cat([torch.arange(lo, hi) for lo, hi in runs])
+    V = _nystrom(K, runs, _top_eigen(K[rows][:, rows][None], 12)[0])
+    torch.testing.assert_close(V @ V.T, K, rtol=0, atol=1e-8 * float(K.abs().max()))
+
+
+def test_solver_preconditions_its_cg_steps_with_a_given_eigenbasis():
+    from ssl_lib.benchmarks.svm import _top_eigen
+
+    x, labels, _, _ = voc_like(n_train=150, dim=40, classes=2, seed=2, difficult=0)
+    K = gram(normalize_rows(torch.as_tensor(x, dtype=torch.float64)))[None]
+    y = torch.as_tensor(np.where(labels == 1, 1, -1))[None]
+    train = torch.ones_like(y, dtype=torch.bool)
+    costs = torch.tensor([[1.0]], dtype=torch.float64).expand(2, -1)
+    results = {}
+    for name, V in [("none", torch.zeros(1, 150, 16, dtype=torch.float64)), ("top", _top_eigen(K, 16))]:
+        stats = SolverStats()
+        results[name] = solve_svms(K, y, train, costs, cholesky_max=0, V=V, stats=stats)[1], stats.cg_iterations
+    torch.testing.assert_close(results["none"][0], results["top"][0], rtol=0, atol=1e-7)
+    assert results["top"][1] < results["none"][1]
+
+
 def test_gram_mirrors_its_upper_blocks_exactly():
     a = torch.rand(1030, 6, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     assert torch.equal(gram(a), a @ a.T + 1)

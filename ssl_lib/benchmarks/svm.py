@@ -228,7 +228,8 @@ def _mm_cols(K: torch.Tensor, x: torch.Tensor, cols: torch.Tensor) -> torch.Tens
 @_thread_policy
 def solve_svms(K: torch.Tensor, y: torch.Tensor, train: torch.Tensor, costs: torch.Tensor, *,
                tol: float | None = None, max_newton: int = 100, cholesky_max: int = 2048,
-               start: torch.Tensor | None = None, stats: SolverStats | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+               start: torch.Tensor | None = None, V: torch.Tensor | None = None,
+               stats: SolverStats | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Solve many squared-hinge SVMs over shared Gram matrices.
 
     K:     (G, n, n) Gram matrices (see `gram`), one per group of rows.
@@ -237,6 +238,8 @@ def solve_svms(K: torch.Tensor, y: torch.Tensor, train: torch.Tensor, costs: tor
     costs: (s, c) costs, each row ascending; sub-problem j is solved for each of its c costs.
     start: (G, n, s, c) a starting beta (e.g. from solutions on overlapping rows); without it, each
            problem starts from its ridge solution or the next smaller cost's solution.
+    V:     (G, n, k) K's top eigenvectors scaled so that V V^T is K's best rank-k part, where known (see
+           `_nystrom`); else computed when a CG step first needs them (the CG steps' preconditioner).
     Returns beta (G, n, s, c) with w~ = sum_i beta_i x~_i, and f = K beta (G, n, s, c), the decision
     values on all n rows of the group (the held-out ones included).
     """
@@ -274,7 +277,7 @@ def solve_svms(K: torch.Tensor, y: torch.Tensor, train: torch.Tensor, costs: tor
     batch = (todo & from_ridge).any(0).flatten()                                      # (s * c,) columns
     chain = (todo & ~from_ridge).any(0)                                               # (s, c)
     # one preconditioner slot per batched column, and one per sub-problem for the chain of costs
-    pre = _Preconditioner(K, slots=int(batch.sum()) + s)  # K's top eigenvectors, when a CG step first needs them
+    pre = _Preconditioner(K, slots=int(batch.sum()) + s, V=V)  # K's top eigenvectors, when a CG step first needs them
     if batch.any():
         sub, jj = torch.nonzero(batch.view(s, c), as_tuple=True)
         go = (todo & from_ridge)[:, sub, jj]
@@ -526,8 +529,8 @@ class _Preconditioner:
     outer products v_i v_i^T (their upper triangles), kept for all rows, as the first updates of a
     Newton run change most rows."""
 
-    def __init__(self, K: torch.Tensor, slots: int):
-        self.K, self.slots = K, slots
+    def __init__(self, K: torch.Tensor, slots: int, V: torch.Tensor | None = None):
+        self.K, self.slots, self.given = K, slots, V
         self.V = self.A = self.w = self.outer = None
 
     def view(self, slots: torch.Tensor) -> "_PreconditionerView":
@@ -537,7 +540,7 @@ class _Preconditioner:
         """A of slots `idx` for their new weights w (G, n, len(idx)); returns A[:, idx] (float64)."""
         G, n = w.shape[:2]
         if self.V is None:
-            self.V = _top_eigen(self.K, min(PRECONDITIONER_RANK, n))
+            self.V = self.given if self.given is not None else _top_eigen(self.K, min(PRECONDITIONER_RANK, n))
             k = self.V.shape[-1]
             self.upper = tuple(torch.triu_indices(k, k, device=w.device))
             self.outer = _upper_outer(self.V)                                              # (G, n, k(k+1)/2)
@@ -605,6 +608,15 @@ def _top_eigen(K: torch.Tensor, k: int, power_iterations: int = 1) -> torch.Tens
     lam, vec = torch.linalg.eigh((Q.mT @ _mm(K, Q)).double())
     lam, vec = lam.flip(-1)[..., :k].clamp(min=0), vec.flip(-1)[..., :k]
     return (Q.double() @ vec * lam.sqrt()[:, None]).to(K.dtype)
+
+
+def _nystrom(K: torch.Tensor, runs: list[tuple[int, int]], V: torch.Tensor) -> torch.Tensor:
+    """K's top eigenvectors (scaled: V V^T ~ K) from those of K_TT, T the rows in `runs` (V over them in
+    that order): K ~ K[:, T] K_TT^-1 K[T, :] with K_TT ~ U Lambda U^T, so V_K = K[:, T] U Lambda^-1/2. One
+    product with K[:, T] instead of an eigen decomposition of K (exact where K's rank is at most k)."""
+    scaled = V / (V * V).sum(0).clamp(min=1e-30)                         # U Lambda^-1/2, as V = U Lambda^1/2
+    at = np.cumsum([0] + [hi - lo for lo, hi in runs]).tolist()
+    return sum(_mm(K[:, lo:hi], scaled[i:i + hi - lo]) for (lo, hi), i in zip(runs, at))
 
 
 def _cg_step(K, y, omega, cost, active, which, beta0, tol, stats, V, M, max_iter: int = 500):
@@ -759,8 +771,10 @@ def train_svm_voc07(train_x, train_y, test_x, test_y, costs=SEED_COSTS, folds: i
         yf[j, :len(idx)] = yt[idx]
         trainf[j, :len(idx)] = fold_of[idx] != j
     grid = torch.tensor(asc, dtype=dtype, device=device)[None].expand(C, -1)
-    beta_f, f_f = solve_svms(Kf, yf, trainf, grid, stats=stats)                           # (folds, m, C, c)
+    Vf = _top_eigen(Kf, min(PRECONDITIONER_RANK, m))                                       # the CG preconditioner
+    beta_f, f_f = solve_svms(Kf, yf, trainf, grid, V=Vf, stats=stats)                     # (folds, m, C, c)
     del Kf
+    V = _nystrom(K, runs[0], Vf[0, :len(rows[0])])                                         # the refit's, from fold 0's
     # each fold's fits back on all n rows, with their decision values on the block they held out
     beta = torch.zeros(n, C, folds, c, dtype=dtype, device=device)
     f = torch.empty_like(beta)
@@ -792,7 +806,8 @@ def train_svm_voc07(train_x, train_y, test_x, test_y, costs=SEED_COSTS, folds: i
     fold_beta = beta[:, torch.arange(C, device=device), :, at]                              # (C, n, folds)
     start = (fold_beta.sum(2).T / folds)[None, :, :, None] if folds > 1 else None
     beta, _ = solve_svms(K[None], yt[None],
-                         torch.ones(1, n, C, dtype=torch.bool, device=device), refit, start=start, stats=stats)
+                         torch.ones(1, n, C, dtype=torch.bool, device=device), refit, start=start,
+                         V=V[None], stats=stats)
     beta = beta[0, :, :, 0]                                                                 # (n, C)
     del K
     xte = _tensor(test_x, device, dtype)
