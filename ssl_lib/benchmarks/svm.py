@@ -760,10 +760,11 @@ def train_svm_voc07(train_x, train_y, test_x, test_y, costs=SEED_COSTS, folds: i
     runs = [[(lo, hi) for lo, hi in ((0, edge[j]), (edge[j + 1], n)) if hi > lo] for j in range(folds)]
     rows = [torch.cat([torch.arange(lo, hi, device=device) for lo, hi in r]) for r in runs]
     m = max(len(r) for r in rows)
-    Kf = torch.zeros(folds, m, m, dtype=dtype, device=device)
+    Kf = torch.empty(folds, m, m, dtype=dtype, device=device)
     yf = torch.ones(folds, m, C, dtype=yt.dtype, device=device)
     trainf = torch.zeros(folds, m, C, dtype=torch.bool, device=device)
     for j, (r, idx) in enumerate(zip(runs, rows)):
+        Kf[j, len(idx):], Kf[j, :, len(idx):] = 0, 0                                        # the padding rows
         at = np.cumsum([0] + [hi - lo for lo, hi in r]).tolist()
         for (lo, hi), i in zip(r, at):
             for (lo2, hi2), i2 in zip(r, at):
