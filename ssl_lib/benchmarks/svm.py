@@ -530,8 +530,8 @@ class _Preconditioner:
     Newton run change most rows."""
 
     def __init__(self, K: torch.Tensor, slots: int, V: torch.Tensor | None = None):
-        self.K, self.slots, self.given = K, slots, V
-        self.V = self.A = self.w = self.outer = None
+        self.K, self.slots, self.V = K, slots, V
+        self.A = self.w = self.outer = None
 
     def view(self, slots: torch.Tensor) -> "_PreconditionerView":
         return _PreconditionerView(self, slots)
@@ -539,8 +539,9 @@ class _Preconditioner:
     def update(self, idx: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         """A of slots `idx` for their new weights w (G, n, len(idx)); returns A[:, idx] (float64)."""
         G, n = w.shape[:2]
-        if self.V is None:
-            self.V = self.given if self.given is not None else _top_eigen(self.K, min(PRECONDITIONER_RANK, n))
+        if self.A is None:
+            if self.V is None:
+                self.V = _top_eigen(self.K, min(PRECONDITIONER_RANK, n))
             k = self.V.shape[-1]
             self.upper = tuple(torch.triu_indices(k, k, device=w.device))
             self.outer = _upper_outer(self.V)                                              # (G, n, k(k+1)/2)
@@ -610,13 +611,21 @@ def _top_eigen(K: torch.Tensor, k: int, power_iterations: int = 1) -> torch.Tens
     return (Q.double() @ vec * lam.sqrt()[:, None]).to(K.dtype)
 
 
+def _run_starts(runs: list[tuple[int, int]]) -> list[int]:
+    """Where each run of rows starts once the runs are laid end to end."""
+    return np.cumsum([0] + [hi - lo for lo, hi in runs]).tolist()[:-1]
+
+
+def _mm_runs(K: torch.Tensor, runs: list[tuple[int, int]], x: torch.Tensor) -> torch.Tensor:
+    """K[:, T] @ x for the columns T in `runs` (x's rows over them in that order), without gathering K[:, T]."""
+    return sum(_mm(K[:, lo:hi], x[i:i + hi - lo]) for (lo, hi), i in zip(runs, _run_starts(runs)))
+
+
 def _nystrom(K: torch.Tensor, runs: list[tuple[int, int]], V: torch.Tensor) -> torch.Tensor:
     """K's top eigenvectors (scaled: V V^T ~ K) from those of K_TT, T the rows in `runs` (V over them in
     that order): K ~ K[:, T] K_TT^-1 K[T, :] with K_TT ~ U Lambda U^T, so V_K = K[:, T] U Lambda^-1/2. One
     product with K[:, T] instead of an eigen decomposition of K (exact where K's rank is at most k)."""
-    scaled = V / (V * V).sum(0).clamp(min=1e-30)                         # U Lambda^-1/2, as V = U Lambda^1/2
-    at = np.cumsum([0] + [hi - lo for lo, hi in runs]).tolist()
-    return sum(_mm(K[:, lo:hi], scaled[i:i + hi - lo]) for (lo, hi), i in zip(runs, at))
+    return _mm_runs(K, runs, V / (V * V).sum(0).clamp(min=1e-30))     # U Lambda^-1/2, as V = U Lambda^1/2
 
 
 def _cg_step(K, y, omega, cost, active, which, beta0, tol, stats, V, M, max_iter: int = 500):
@@ -758,16 +767,15 @@ def train_svm_voc07(train_x, train_y, test_x, test_y, costs=SEED_COSTS, folds: i
     K = gram(xtr)
     yt = torch.as_tensor(ysvm, device=device)
     runs = [[(lo, hi) for lo, hi in ((0, edge[j]), (edge[j + 1], n)) if hi > lo] for j in range(folds)]
-    rows = [torch.cat([torch.arange(lo, hi, device=device) for lo, hi in r]) for r in runs]
-    m = max(len(r) for r in rows)
+    trained = [torch.cat([torch.arange(lo, hi, device=device) for lo, hi in r]) for r in runs]
+    m = max(len(r) for r in trained)
     Kf = torch.empty(folds, m, m, dtype=dtype, device=device)
     yf = torch.ones(folds, m, C, dtype=yt.dtype, device=device)
     trainf = torch.zeros(folds, m, C, dtype=torch.bool, device=device)
-    for j, (r, idx) in enumerate(zip(runs, rows)):
+    for j, (r, idx) in enumerate(zip(runs, trained)):
         Kf[j, len(idx):], Kf[j, :, len(idx):] = 0, 0                                        # the padding rows
-        at = np.cumsum([0] + [hi - lo for lo, hi in r]).tolist()
-        for (lo, hi), i in zip(r, at):
-            for (lo2, hi2), i2 in zip(r, at):
+        for (lo, hi), i in zip(r, _run_starts(r)):
+            for (lo2, hi2), i2 in zip(r, _run_starts(r)):
                 Kf[j, i:i + hi - lo, i2:i2 + hi2 - lo2] = K[lo:hi, lo2:hi2]
         yf[j, :len(idx)] = yt[idx]
         trainf[j, :len(idx)] = fold_of[idx] != j
@@ -775,28 +783,26 @@ def train_svm_voc07(train_x, train_y, test_x, test_y, costs=SEED_COSTS, folds: i
     Vf = _top_eigen(Kf, min(PRECONDITIONER_RANK, m))                                       # the CG preconditioner
     beta_f, f_f = solve_svms(Kf, yf, trainf, grid, V=Vf, stats=stats)                     # (folds, m, C, c)
     del Kf
-    V = _nystrom(K, runs[0], Vf[0, :len(rows[0])])                                         # the refit's, from fold 0's
+    V = _nystrom(K, runs[0], Vf[0, :len(trained[0])])                                      # the refit's, from fold 0's
     # each fold's fits back on all n rows, with their decision values on the block they held out
     beta = torch.zeros(n, C, folds, c, dtype=dtype, device=device)
     f = torch.empty_like(beta)
-    for j, (r, idx) in enumerate(zip(runs, rows)):
+    for j, (r, idx) in enumerate(zip(runs, trained)):
         beta[idx, :, j] = beta_f[j, :len(idx)]
         f[idx, :, j] = f_f[j, :len(idx)]
-        at = np.cumsum([0] + [hi - lo for lo, hi in r]).tolist()
-        out = sum(_mm(K[edge[j]:edge[j + 1], lo:hi], beta_f[j, i:i + hi - lo].flatten(1)) for (lo, hi), i in zip(r, at))
-        f[edge[j]:edge[j + 1], :, j] = out.view(-1, C, c)
-    held = fold_of[..., None] == torch.arange(folds, device=device)                         # (n, C, folds)
+        block = K[edge[j]:edge[j + 1]]
+        f[edge[j]:edge[j + 1], :, j] = _mm_runs(block, r, beta_f[j, :len(idx)].flatten(1)).view(-1, C, c)
     # each fold's held-out rows, in data order (ties keep it), padded to the largest fold
-    held = held.flatten(1)                                                                  # (n, C*folds)
+    held = (fold_of[..., None] == torch.arange(folds, device=device)).flatten(1)            # (n, C*folds)
     y = yt.repeat_interleave(folds, 1)
     f = f.flatten(1, 2)
     m = int(held.sum(0).max())
     rows = torch.argsort((~held).to(torch.int8), dim=0, stable=True)[:m]                  # (m, C*folds)
     valid = torch.gather(held, 0, rows)
-    scores = torch.gather(f, 0, rows[..., None].expand(-1, -1, len(asc))).permute(1, 2, 0).reshape(-1, m)
-    pos = torch.gather(y > 0, 0, rows).T[:, None].expand(-1, len(asc), -1).reshape(-1, m)
-    valid = valid.T[:, None].expand(-1, len(asc), -1).reshape(-1, m)
-    ap = _ap_rows(scores, pos, valid, voc=False).reshape(C, folds, len(asc)).mean(1)
+    scores = torch.gather(f, 0, rows[..., None].expand(-1, -1, c)).permute(1, 2, 0).reshape(-1, m)
+    pos = torch.gather(y > 0, 0, rows).T[:, None].expand(-1, c, -1).reshape(-1, m)
+    valid = valid.T[:, None].expand(-1, c, -1).reshape(-1, m)
+    ap = _ap_rows(scores, pos, valid, voc=False).reshape(C, folds, c).mean(1)
     cv_ap = ap.cpu().numpy()[:, place]                                                     # given order
     chosen = cv_ap.argmax(1)
     refit = torch.tensor([[costs[i]] for i in chosen], dtype=dtype, device=device)
